@@ -1,0 +1,3 @@
+"""sysmenu: the System menu for a headless machine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,123 @@
+"""The app factory: routes, error mapping, lifespan. No module-level state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import auth
+from .api import SystemApi, json_response
+from .catalogue import Catalogue
+from .config import Config
+from .errors import Forbidden, SysmenuError, error_body
+from .runner import Runner
+from .runs_api import RunsApi
+from .store import Store
+
+log = logging.getLogger("sysmenu")
+
+MAX_BODY = 64 * 1024  # no endpoint takes more than a small JSON object
+
+
+class Sysmenu:
+    """Everything one running server holds: config, catalogue, store, runner."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.catalogue = Catalogue(config)
+        self.store = store or Store(config.data_dir() / "sysmenu.db")
+        settings = config.sysmenu
+        self.runner = Runner(self.store, default_timeout=settings.default_timeout,
+                             kill_grace=settings.kill_grace, output_limit=settings.output_limit)
+        self.proxies = auth.Proxies(settings.trusted_proxies)
+
+    def require(self, request: Request, permission: str) -> auth.Identity:
+        return auth.require(request, self.store, permission)
+
+    def identify_any(self, request: Request) -> auth.Identity:
+        """Any valid identity, whatever its permissions (403 without one)."""
+        identity = auth.identify(request, self.store)
+        if identity is None:
+            raise Forbidden(auth.FORBIDDEN)
+        return identity
+
+
+class _CollapseSlashes:
+    """``//api/x`` is ``/api/x`` (pyoctoprintapi sends such paths; OctoPrint accepts them)."""
+
+    _SLASHES = re.compile(r"/{2,}")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
+            scope = dict(scope, path=self._SLASHES.sub("/", scope["path"]))
+        await self.app(scope, receive, send)
+
+
+async def _sysmenu_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SysmenuError)
+    return json_response(error_body(exc.message), exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return json_response(error_body(str(exc.detail)), exc.status_code, exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return json_response(error_body("Internal server error"), 500)
+
+
+def create_app(config: Config, store: Store | None = None) -> Starlette:
+    """Build the ASGI app for `config` (and `store`, else the one in its data dir)."""
+    state = Sysmenu(config, store)
+    system = SystemApi(state)
+    runs = RunsApi(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        interrupted = state.runner.recover()
+        if interrupted:
+            log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
+        try:
+            yield
+        finally:
+            await state.runner.close()
+
+    routes = [
+        Route("/api/version", system.version, methods=["GET"]),
+        Route("/api/system", system.execute_legacy, methods=["POST"]),
+        Route("/api/system/commands", system.list_all, methods=["GET"]),
+        Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
+        Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
+        *runs.routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            SysmenuError: _sysmenu_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+        max_body_size=MAX_BODY,
+    )
+    app.router.redirect_slashes = False
+    app.state.sysmenu = state
+    app.add_middleware(_CollapseSlashes)  # type: ignore[arg-type]
+    return app
+

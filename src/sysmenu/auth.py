@@ -1,0 +1,96 @@
+"""Who is asking: API keys (header, bearer, query), proxies, permissions."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+
+from starlette.requests import Request
+
+from .errors import Forbidden
+from .runner import Who
+from .store import Store, User
+
+FORBIDDEN = "You don't have the permission to access the requested resource."
+MAX_KEY_LENGTH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: User
+    method: str  # "apikey", "session"
+
+    def who(self, client: str | None) -> Who:
+        return Who(self.user.name, self.method, client)
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key of a request, as OctoPrint takes it: header, bearer token or query."""
+    key = request.headers.get("x-api-key")
+    if not key:
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            key = token.strip()
+    if not key:
+        key = request.query_params.get("apikey")
+    return key or None
+
+
+def identify(request: Request, store: Store) -> Identity | None:
+    key = presented_key(request)
+    if key is None or len(key) > MAX_KEY_LENGTH:
+        return None
+    user = store.user_for_key(key)
+    return Identity(user, "apikey") if user is not None else None
+
+
+def require(request: Request, store: Store, permission: str) -> Identity:
+    """The caller's identity if it holds `permission`; else 403 (never 401: clients
+    such as pyoctoprintapi re-authenticate on 403 only)."""
+    identity = identify(request, store)
+    if identity is None or not identity.user.can(permission):
+        raise Forbidden(FORBIDDEN)
+    return identity
+
+
+class Proxies:
+    """Which peers may set X-Forwarded-* and X-Script-Name."""
+
+    def __init__(self, networks: list[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        self.trusts = lru_cache(maxsize=256)(self._trusts)
+
+    def _trusts(self, host: str | None) -> bool:
+        if not host:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)
+
+    def client(self, request: Request) -> str | None:
+        peer = request.client.host if request.client else None
+        if self.trusts(peer):
+            forwarded = request.headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[0].strip() or peer
+        return peer
+
+    def base_url(self, request: Request) -> str:
+        """The absolute URL of the server's root, ending in '/', as the client sees it."""
+        headers = request.headers
+        scheme = request.url.scheme
+        host = headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+        prefix = ""
+        peer = request.client.host if request.client else None
+        if self.trusts(peer):
+            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+            host = headers.get("x-forwarded-host", host).split(",")[0].strip() or host
+            prefix = headers.get("x-script-name") or headers.get("x-forwarded-prefix") or ""
+            prefix = prefix.split(",")[0].strip().rstrip("/")
+            if prefix and not prefix.startswith("/"):
+                prefix = "/" + prefix
+        return f"{scheme}://{host}{prefix}/"

@@ -1,0 +1,151 @@
+"""The catalogue: every command spec, by source, built once per config load.
+
+It also renders the client projection (the API's list shape). That projection
+depends only on the config and the request's base URL, so it is rendered once
+per base URL and kept (bounded, as the Host header is client data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config
+
+SOURCES = ("core", "custom", "plugin")
+DIVIDER = "divider"
+
+_DISRUPT = "Anything running on this machine will be interrupted."
+CORE_CONFIRM = {
+    "shutdown": "You are about to shut down the system. " + _DISRUPT,
+    "reboot": "You are about to reboot the system. " + _DISRUPT,
+    "restart": "You are about to restart the server. " + _DISRUPT,
+    "restart_safe": "You are about to restart the server in safe mode. " + _DISRUPT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One command of the menu, as sysmenu runs it."""
+
+    source: str
+    action: str
+    name: str
+    command: str | None = None
+    confirm: str | None = None
+    is_async: bool = False
+    ignore: bool = False
+    timeout: float | None = None
+    concurrency: int = 1
+    queue: bool = False
+    fresh_credentials: bool = False
+
+    @property
+    def is_divider(self) -> bool:
+        return self.action == DIVIDER
+
+    def client_spec(self, base_url: str) -> dict[str, Any]:
+        """The restricted form the API shows: no command line, ever."""
+        resource = f"{base_url}api/system/commands/{self.source}/{self.action}"
+        if self.is_divider:
+            return {"action": DIVIDER, "source": self.source, "resource": resource}
+        spec: dict[str, Any] = {"action": self.action, "name": self.name}
+        if self.confirm:
+            spec["confirm"] = self.confirm
+        spec["source"] = self.source
+        spec["resource"] = resource
+        if self.fresh_credentials:
+            spec["fresh_credentials"] = True
+        return spec
+
+
+def _core_specs(config: Config) -> list[CommandSpec]:
+    cmds = config.server.commands
+    specs = []
+    # The machine goes down with the server: run these asynchronously and
+    # ignore the exit status, else the response could never be sent.
+    if cmds.systemShutdownCommand:
+        specs.append(
+            CommandSpec("core", "shutdown", "Shutdown", cmds.systemShutdownCommand,
+                        CORE_CONFIRM["shutdown"], True, True, fresh_credentials=True)
+        )
+    if cmds.systemRestartCommand:
+        specs.append(
+            CommandSpec("core", "reboot", "Reboot", cmds.systemRestartCommand,
+                        CORE_CONFIRM["reboot"], True, True, fresh_credentials=True)
+        )
+    if cmds.serverRestartCommand:
+        specs.append(
+            CommandSpec("core", "restart", "Restart server", cmds.serverRestartCommand,
+                        CORE_CONFIRM["restart"], True, True)
+        )
+        specs.append(
+            CommandSpec("core", "restart_safe", "Restart server in safe mode",
+                        cmds.serverRestartCommand, CORE_CONFIRM["restart_safe"], True, True)
+        )
+    return specs
+
+
+def _custom_specs(config: Config) -> list[CommandSpec]:
+    specs = []
+    for entry in config.system.actions:
+        if entry.action == DIVIDER:
+            specs.append(CommandSpec("custom", DIVIDER, ""))
+            continue
+        specs.append(
+            CommandSpec(
+                source="custom",
+                action=entry.action,
+                name=entry.name or entry.action,
+                command=entry.command,
+                confirm=entry.confirm,
+                is_async=entry.is_async,
+                ignore=entry.ignore,
+                timeout=entry.timeout,
+                concurrency=entry.concurrency,
+                queue=entry.queue,
+                fresh_credentials=entry.fresh_credentials,
+            )
+        )
+    return specs
+
+
+class Catalogue:
+    """All specs by source; lookups are dictionary hits."""
+
+    _CACHE_SIZE = 16
+
+    def __init__(self, config: Config) -> None:
+        self.specs: dict[str, list[CommandSpec]] = {
+            "core": _core_specs(config),
+            "custom": _custom_specs(config),
+            "plugin": [],
+        }
+        self._index: dict[tuple[str, str], CommandSpec] = {}
+        for source, specs in self.specs.items():
+            for spec in specs:
+                # The first definition of an action wins, as in OctoPrint.
+                self._index.setdefault((source, spec.action), spec)
+        self._rendered: OrderedDict[tuple[str, str | None], bytes] = OrderedDict()
+
+    def get(self, source: str, action: str) -> CommandSpec | None:
+        return self._index.get((source, action))
+
+    def client_specs(self, base_url: str, source: str | None = None) -> Any:
+        """The API's list: all sources as an object, or one source as a list."""
+        if source is not None:
+            return [spec.client_spec(base_url) for spec in self.specs[source]]
+        return {src: self.client_specs(base_url, src) for src in SOURCES}
+
+    def rendered(self, base_url: str, source: str | None = None) -> bytes:
+        """`client_specs` as JSON bytes, rendered once per base URL."""
+        key = (base_url, source)
+        body = self._rendered.get(key)
+        if body is None:
+            body = json.dumps(self.client_specs(base_url, source), ensure_ascii=False).encode()
+            self._rendered[key] = body
+            if len(self._rendered) > self._CACHE_SIZE:
+                self._rendered.popitem(last=False)
+        return body

@@ -1,0 +1,62 @@
+"""One exception tree for everything that becomes an HTTP error.
+
+Each class carries its HTTP status; `app.py` turns any of them into a
+response in exactly one place, with the body built by `error_body`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def error_body(message: str) -> dict[str, Any]:
+    """The one error body shape of every API error: ``{"error": message}``."""
+    return {"error": message}
+
+
+class SysmenuError(Exception):
+    """Base of all errors that map to an HTTP status."""
+
+    status_code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(SysmenuError):
+    status_code = 400
+
+
+class Forbidden(SysmenuError):
+    status_code = 403
+
+
+class NotFound(SysmenuError):
+    status_code = 404
+
+
+class MethodNotAllowed(SysmenuError):
+    status_code = 405
+
+
+class Conflict(SysmenuError):
+    status_code = 409
+
+
+class PayloadTooLarge(SysmenuError):
+    status_code = 413
+
+
+class TooManyRequests(SysmenuError):
+    status_code = 429
+
+
+class CommandFailed(SysmenuError):
+    """A synchronous command ended unsuccessfully (documented 500)."""
+
+    status_code = 500
+
+
+class ConfigError(Exception):
+    """The configuration file is unusable; the message names key, line and value."""

@@ -1,0 +1,346 @@
+"""Running commands: one process group per run, bounded output, timeouts, kill.
+
+Every run is recorded in the store before its process starts and finished in
+one transaction. The runner owns its tasks (not the request that started
+them): a client that goes away does not stop a run, and `close()` on server
+stop kills every group that is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import signal as signals
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .catalogue import CommandSpec
+from .errors import BadRequest, Conflict, NotFound, SysmenuError
+from .output import Output
+from .store import Store
+
+log = logging.getLogger("sysmenu.runner")
+
+SHELL = "/bin/sh"
+_READ_SIZE = 65536
+_FOLLOWER_BACKLOG = 256  # queued chunks before a slow follower skips output
+_PIPE_GRACE = 1.0  # seconds a leftover process may hold the pipes after the command ends
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Who started a run: user, how they authenticated, from where."""
+
+    user: str | None = None
+    auth: str | None = None
+    client: str | None = None
+
+
+def _process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+class Run:
+    """A run in progress (or just finished): its process, output and listeners."""
+
+    def __init__(self, run_id: int, spec: CommandSpec, who: Who, limit: int) -> None:
+        self.id = run_id
+        self.spec = spec
+        self.who = who
+        self.started = time.time()
+        self.state = "running"
+        self.returncode: int | None = None
+        self.signal: int | None = None
+        self.duration: float | None = None
+        self.pid: int | None = None
+        self.stdout = Output(limit)
+        self.stderr = Output(limit)
+        self.done = asyncio.Event()
+        self._ending: str | None = None  # "timeout" or "killed", set before the group is killed
+        self._kill_requested = asyncio.Event()
+        # Live output for followers: a bounded chronological log, and queues.
+        self._log: deque[tuple[str, str]] = deque()
+        self._log_bytes = 0
+        self._log_limit = limit
+        self.log_dropped = 0
+        self._followers: dict[asyncio.Queue[tuple[str, str] | None], int] = {}
+
+    def _emit(self, stream: str, text: str) -> None:
+        self._log.append((stream, text))
+        self._log_bytes += len(text)
+        while self._log_bytes > self._log_limit and len(self._log) > 1:
+            _, old = self._log.popleft()
+            self._log_bytes -= len(old)
+            self.log_dropped += len(old)
+        for queue, skipped in list(self._followers.items()):
+            # A follower that does not keep up skips output instead of growing memory.
+            if queue.qsize() >= _FOLLOWER_BACKLOG:
+                self._followers[queue] = skipped + len(text)
+                continue
+            if skipped:
+                queue.put_nowait(("notice", f"[... {skipped} characters skipped ...]\n"))
+                self._followers[queue] = 0
+            queue.put_nowait((stream, text))
+
+    def subscribe(self) -> tuple[list[tuple[str, str]], asyncio.Queue[tuple[str, str] | None] | None]:
+        """What was printed so far, and a queue of what follows (None once the run is over).
+
+        The queue ends with None when the run ends; call `unsubscribe` when done.
+        """
+        history = list(self._log)
+        if self.done.is_set():
+            return history, None
+        queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()
+        self._followers[queue] = 0
+        return history, queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, str] | None]) -> None:
+        self._followers.pop(queue, None)
+
+    def _close_followers(self) -> None:
+        for queue in self._followers:
+            queue.put_nowait(None)
+
+    def kill(self) -> None:
+        if not self.done.is_set():
+            self._ending = self._ending or "killed"
+            self._kill_requested.set()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "source": self.spec.source, "action": self.spec.action,
+            "name": self.spec.name, "user": self.who.user, "auth": self.who.auth,
+            "client": self.who.client, "started": self.started,
+            "ended": None if self.duration is None else self.started + self.duration,
+            "duration": self.duration, "state": self.state, "returncode": self.returncode,
+            "signal": self.signal, "stdout_dropped": self.stdout.dropped,
+            "stderr_dropped": self.stderr.dropped,
+        }
+
+
+class Runner:
+    """Starts runs, enforces each command's concurrency, keeps the running set."""
+
+    def __init__(self, store: Store, *, default_timeout: float, kill_grace: float,
+                 output_limit: int) -> None:
+        self.store = store
+        self.default_timeout = default_timeout
+        self.kill_grace = kill_grace
+        self.output_limit = output_limit
+        self.running: dict[int, Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active: dict[tuple[str, str], list[Run]] = {}
+        self._waiting: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
+        self._closing = False
+        self._stop_grace = kill_grace
+
+    async def start(self, spec: CommandSpec, who: Who, idempotency_key: str | None = None) -> Run:
+        """Start `spec` (waiting for a slot if it queues); 409 if it may not run now."""
+        if spec.is_divider:
+            raise BadRequest("Dividers cannot be executed")
+        if not spec.command:
+            raise SysmenuError(
+                f"Command for {spec.source}:{spec.action} does not define a command to execute"
+            )
+        if self._closing:
+            raise Conflict("The server is stopping")
+        key = (spec.source, spec.action)
+        active = self._active.setdefault(key, [])
+        if len(active) >= spec.concurrency:
+            if not spec.queue:
+                ids = ", ".join(str(r.id) for r in active)
+                raise Conflict(f"Command {spec.source}:{spec.action} is already running (run {ids})")
+            await self._wait_turn(key, spec)
+        run_id = self.store.start_run(spec.source, spec.action, spec.name, who.user, who.auth,
+                                      who.client, idempotency_key)
+        run = Run(run_id, spec, who, self.output_limit)
+        active.append(run)
+        self.running[run_id] = run
+        task = asyncio.create_task(self._execute(run), name=f"run-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run
+
+    async def _wait_turn(self, key: tuple[str, str], spec: CommandSpec) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.setdefault(key, deque())
+        queue.append(waiter)
+        try:
+            while len(self._active[key]) >= spec.concurrency:
+                await waiter
+                waiter = asyncio.get_running_loop().create_future()
+                queue.appendleft(waiter)
+        finally:
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+        if self._closing:
+            raise Conflict("The server is stopping")
+
+    def _release(self, run: Run) -> None:
+        key = (run.spec.source, run.spec.action)
+        self._active[key].remove(run)
+        self.running.pop(run.id, None)
+        queue = self._waiting.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def _execute(self, run: Run) -> None:
+        spec = run.spec
+        assert spec.command is not None
+        try:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    SHELL, "-c", spec.command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,  # own process group, killed as a group
+                )
+            except OSError as exc:
+                run.stderr.feed(f"cannot start {SHELL}: {exc}\n".encode())
+                run.state = "failed"
+                return
+            run.pid = process.pid
+            self.store.set_run_process(run.id, process.pid, _process_start_time(process.pid))
+            await self._supervise(run, process)
+        except asyncio.CancelledError:
+            run.state = "interrupted"
+            if run.pid is not None:
+                _killpg(run.pid, signals.SIGKILL)
+        except Exception:  # a bug must still finish the run record
+            log.exception("run %s failed inside the runner", run.id)
+            run.state = "failed"
+        finally:
+            run.duration = time.time() - run.started
+            self.store.finish_run(
+                run.id, state=run.state, ended=run.started + run.duration,
+                duration=run.duration, returncode=run.returncode, signal=run.signal,
+                stdout=run.stdout.text(), stderr=run.stderr.text(),
+                stdout_dropped=run.stdout.dropped, stderr_dropped=run.stderr.dropped,
+            )
+            self._release(run)
+            run.done.set()
+            run._close_followers()
+            log.info("run %s %s:%s by %s ended %s (rc=%s)", run.id, spec.source, spec.action,
+                     run.who.user, run.state, run.returncode)
+
+    async def _supervise(self, run: Run, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        readers = [
+            asyncio.create_task(self._read(process.stdout, run, "stdout", run.stdout)),
+            asyncio.create_task(self._read(process.stderr, run, "stderr", run.stderr)),
+        ]
+        timeout = run.spec.timeout or self.default_timeout
+        waiter = asyncio.create_task(process.wait())
+        killer = asyncio.create_task(run._kill_requested.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, killer}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                run._ending = run._ending or "timeout"
+                grace = self._stop_grace if self._closing else self.kill_grace
+                await self._terminate(process, grace)
+            # The command has ended; anything it left in its group goes with it.
+            if _killpg(process.pid, 0):
+                _killpg(process.pid, signals.SIGTERM)
+                _, pending = await asyncio.wait(readers, timeout=_PIPE_GRACE)
+                if pending:
+                    _killpg(process.pid, signals.SIGKILL)
+            _, pending = await asyncio.wait(readers, timeout=_PIPE_GRACE)
+            for task in pending:  # a process that escaped the group still holds a pipe
+                task.cancel()
+        finally:
+            killer.cancel()
+            if not waiter.done():
+                waiter.cancel()
+        code = process.returncode
+        if code is not None and code < 0:
+            run.signal = -code
+        else:
+            run.returncode = code
+        if run._ending:
+            run.state = run._ending
+        else:
+            run.state = "ok" if code == 0 else "failed"
+
+    async def _terminate(self, process: asyncio.subprocess.Process, grace: float) -> None:
+        """SIGTERM to the group, SIGKILL after `grace` seconds."""
+        _killpg(process.pid, signals.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            _killpg(process.pid, signals.SIGKILL)
+            await process.wait()
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader, run: Run, name: str, sink: Output) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while chunk := await stream.read(_READ_SIZE):
+            sink.feed(chunk)
+            text = decoder.decode(chunk)
+            if text:
+                run._emit(name, text)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            run._emit(name, tail)
+
+    def get(self, run_id: int) -> Run:
+        run = self.running.get(run_id)
+        if run is None:
+            raise NotFound(f"Run {run_id} is not running")
+        return run
+
+    def recover(self) -> list[int]:
+        """At start-up: mark runs a dead server left as interrupted, kill their groups."""
+        ids = []
+        for row in self.store.interrupt_running():
+            ids.append(row["id"])
+            pid = row["pid"]
+            if pid and row["pid_start"] and _process_start_time(pid) == row["pid_start"]:
+                _killpg(pid, signals.SIGKILL)
+        return ids
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Server stop: kill every running group, mark the runs interrupted."""
+        self._closing = True
+        self._stop_grace = min(grace, self.kill_grace)
+        for queue in self._waiting.values():
+            for waiter in queue:
+                if not waiter.done():
+                    waiter.set_result(None)
+        for run in list(self.running.values()):
+            run._ending = "interrupted"
+            run._kill_requested.set()
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._stop_grace + 2 * _PIPE_GRACE + 1)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+

@@ -1,0 +1,149 @@
+"""sysmenu's own run API: history, one run with its output, kill, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from .api import JSON, json_response
+from .errors import BadRequest, Conflict, NotFound
+from .openapi import openapi_document
+from .store import RUN_STATES
+
+if TYPE_CHECKING:
+    from .app import Sysmenu
+
+MAX_PAGE = 200
+HEARTBEAT = 15.0  # seconds between SSE comments, so proxies keep the stream open
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+class RunsApi:
+    def __init__(self, app: Sysmenu) -> None:
+        self.app = app
+        self._openapi = json.dumps(openapi_document()).encode()
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/api/openapi.json", self.openapi, methods=["GET"]),
+            Route("/api/runs", self.list_runs, methods=["GET"]),
+            Route("/api/runs/{run_id:int}", self.get_run, methods=["GET"]),
+            Route("/api/runs/{run_id:int}/kill", self.kill_run, methods=["POST"]),
+            Route("/api/runs/{run_id:int}/events", self.events, methods=["GET"]),
+        ]
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._openapi, media_type=JSON)
+
+    def _run(self, run_id: int) -> dict[str, Any]:
+        """A run with its output; a live run's output comes from memory."""
+        live = self.app.runner.running.get(run_id)
+        if live is not None:
+            return live.as_dict() | {"stdout": live.stdout.text(), "stderr": live.stderr.text()}
+        row = self.app.store.get_run(run_id)
+        if row is None:
+            raise NotFound(f"No run {run_id}")
+        for private in ("pid", "pid_start", "idempotency_key"):
+            row.pop(private, None)
+        return row
+
+    async def list_runs(self, request: Request) -> Response:
+        self.app.require(request, "SYSTEM")
+        params = request.query_params
+        state = params.get("state")
+        if state is not None and state not in RUN_STATES:
+            raise BadRequest(f"state must be one of {', '.join(RUN_STATES)}, got {state!r}")
+        limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
+        before = _int_param(request, "before", None, 1, 2**62)
+        assert limit is not None
+        runs = self.app.store.list_runs(source=params.get("source"), action=params.get("action"),
+                                        state=state, before=before, limit=limit)
+        for run in runs:
+            live = self.app.runner.running.get(run["id"])
+            if live is not None:
+                run.update(live.as_dict())
+        page: dict[str, Any] = {"runs": runs}
+        if len(runs) == limit:
+            query = request.url.include_query_params(before=runs[-1]["id"])
+            page["next"] = str(query)
+        return json_response(page)
+
+    async def get_run(self, request: Request) -> Response:
+        self.app.require(request, "SYSTEM")
+        return json_response(self._run(request.path_params["run_id"]))
+
+    async def kill_run(self, request: Request) -> Response:
+        identity = self.app.require(request, "SYSTEM")
+        run_id = request.path_params["run_id"]
+        live = self.app.runner.running.get(run_id)
+        if live is None:
+            self._run(run_id)  # 404 for an unknown run
+            raise Conflict(f"Run {run_id} is not running")
+        live.kill()
+        who = identity.who(self.app.proxies.client(request))
+        self.app.store.audit("kill", who.user, who.auth, who.client, run=run_id)
+        return json_response({"id": run_id, "state": "killing"}, 202)
+
+    async def events(self, request: Request) -> Response:
+        self.app.require(request, "SYSTEM")
+        run_id = request.path_params["run_id"]
+        run = self._run(run_id)
+        live = self.app.runner.running.get(run_id)
+        return StreamingResponse(
+            self._stream(run, live), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _stream(self, run: dict[str, Any], live: Any) -> AsyncIterator[bytes]:
+        seq = 0
+        yield _sse("start", {k: run[k] for k in ("id", "source", "action", "name", "started")})
+        if live is None:  # finished: replay what is stored
+            for stream in ("stdout", "stderr"):
+                if run[stream]:
+                    seq += 1
+                    yield _sse("output", {"stream": stream, "text": run[stream]}, seq)
+        else:
+            history, queue = live.subscribe()
+            try:
+                for stream, text in history:
+                    seq += 1
+                    yield _sse("output", {"stream": stream, "text": text}, seq)
+                while queue is not None:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if item is None:
+                        break
+                    seq += 1
+                    yield _sse("output", {"stream": item[0], "text": item[1]}, seq)
+            finally:
+                if queue is not None:
+                    live.unsubscribe(queue)
+            run = self._run(run["id"])
+        end = {k: run[k] for k in ("id", "state", "returncode", "signal", "duration")}
+        yield _sse("end", end, seq + 1)
