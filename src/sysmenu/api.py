@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
-from .auth import require
 from .catalogue import SOURCES
 from .errors import BadRequest, CommandFailed, NotFound
 from .runner import Run
@@ -23,7 +23,7 @@ JSON = "application/json"
 NO_CONTENT = Response(status_code=204)
 
 
-def json_response(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False).encode()
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
@@ -34,8 +34,11 @@ class SystemApi:
     def __init__(self, app: Sysmenu) -> None:
         self.app = app
         self.version_body = json.dumps(
-            {"api": API_VERSION, "server": OCTOPRINT_VERSION,
-             "text": f"OctoPrint {OCTOPRINT_VERSION} (sysmenu {__version__})"}
+            {
+                "api": API_VERSION,
+                "server": OCTOPRINT_VERSION,
+                "text": f"OctoPrint {OCTOPRINT_VERSION} (sysmenu {__version__})",
+            }
         ).encode()
 
     async def version(self, request: Request) -> Response:
@@ -85,16 +88,24 @@ class SystemApi:
         if previous is not None:
             return await self._replay(request, previous, wants_handle)
         run = await self.app.runner.start(spec, who, key)
-        self.app.store.audit("execute", who.user, who.auth, who.client, source=source,
-                             action=action, run=run.id)
+        self.app.store.audit(
+            "execute", who.user, who.auth, who.client, source=source, action=action, run=run.id
+        )
         if wants_handle:
             return self._accepted(request, run.id)
         if spec.is_async:
             return NO_CONTENT
         await run.done.wait()
-        return self._outcome(run.spec.ignore, run.state, run.returncode, run.signal,
-                             run.stdout.text(), run.stderr.text(), f"{source}:{action}",
-                             run.spec.timeout or self.app.runner.default_timeout)
+        return self._outcome(
+            run.spec.ignore,
+            run.state,
+            run.returncode,
+            run.signal,
+            run.stdout.text(),
+            run.stderr.text(),
+            f"{source}:{action}",
+            run.spec.timeout or self.app.runner.default_timeout,
+        )
 
     async def _replay(self, request: Request, previous: dict[str, Any], wants_handle: bool) -> Response:
         """A retried request with a known Idempotency-Key: the first run's answer."""
@@ -109,17 +120,32 @@ class SystemApi:
         row = self.app.store.get_run(previous["id"])
         assert row is not None
         ignore = spec.ignore if spec is not None else False
-        return self._outcome(ignore, row["state"], row["returncode"], row["signal"], row["stdout"],
-                             row["stderr"], f"{row['source']}:{row['action']}",
-                             self.app.runner.default_timeout)
+        return self._outcome(
+            ignore,
+            row["state"],
+            row["returncode"],
+            row["signal"],
+            row["stdout"],
+            row["stderr"],
+            f"{row['source']}:{row['action']}",
+            self.app.runner.default_timeout,
+        )
 
     def _accepted(self, request: Request, run_id: int) -> Response:
         location = f"{self.app.proxies.base_url(request)}api/runs/{run_id}"
         return json_response({"id": run_id, "resource": location}, 202, {"Location": location})
 
     @staticmethod
-    def _outcome(ignore: bool, state: str, returncode: int | None, signal: int | None,
-                 stdout: str, stderr: str, name: str, timeout: float) -> Response:
+    def _outcome(
+        ignore: bool,
+        state: str,
+        returncode: int | None,
+        signal: int | None,
+        stdout: str,
+        stderr: str,
+        name: str,
+        timeout: float,
+    ) -> Response:
         if state == "ok" or (ignore and state == "failed"):
             return NO_CONTENT
         if state == "timeout":
@@ -133,4 +159,3 @@ class SystemApi:
         else:
             reason = f"failed with return code {returncode}"
         raise CommandFailed(f"Command for {name} {reason}:\n\nSTDOUT:\n{stdout}\n\nSTDERR:\n{stderr}")
-

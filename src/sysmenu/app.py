@@ -36,8 +36,12 @@ class Sysmenu:
         self.catalogue = Catalogue(config)
         self.store = store or Store(config.data_dir() / "sysmenu.db")
         settings = config.sysmenu
-        self.runner = Runner(self.store, default_timeout=settings.default_timeout,
-                             kill_grace=settings.kill_grace, output_limit=settings.output_limit)
+        self.runner = Runner(
+            self.store,
+            default_timeout=settings.default_timeout,
+            kill_grace=settings.kill_grace,
+            output_limit=settings.output_limit,
+        )
         self.proxies = auth.Proxies(settings.trusted_proxies)
 
     def require(self, request: Request, permission: str) -> auth.Identity:
@@ -118,6 +122,5 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.sysmenu = state
-    app.add_middleware(_CollapseSlashes)  # type: ignore[arg-type]
+    app.add_middleware(_CollapseSlashes)
     return app
-

@@ -68,22 +68,52 @@ def _core_specs(config: Config) -> list[CommandSpec]:
     # ignore the exit status, else the response could never be sent.
     if cmds.systemShutdownCommand:
         specs.append(
-            CommandSpec("core", "shutdown", "Shutdown", cmds.systemShutdownCommand,
-                        CORE_CONFIRM["shutdown"], True, True, fresh_credentials=True)
+            CommandSpec(
+                "core",
+                "shutdown",
+                "Shutdown",
+                cmds.systemShutdownCommand,
+                CORE_CONFIRM["shutdown"],
+                True,
+                True,
+                fresh_credentials=True,
+            )
         )
     if cmds.systemRestartCommand:
         specs.append(
-            CommandSpec("core", "reboot", "Reboot", cmds.systemRestartCommand,
-                        CORE_CONFIRM["reboot"], True, True, fresh_credentials=True)
+            CommandSpec(
+                "core",
+                "reboot",
+                "Reboot",
+                cmds.systemRestartCommand,
+                CORE_CONFIRM["reboot"],
+                True,
+                True,
+                fresh_credentials=True,
+            )
         )
     if cmds.serverRestartCommand:
         specs.append(
-            CommandSpec("core", "restart", "Restart server", cmds.serverRestartCommand,
-                        CORE_CONFIRM["restart"], True, True)
+            CommandSpec(
+                "core",
+                "restart",
+                "Restart server",
+                cmds.serverRestartCommand,
+                CORE_CONFIRM["restart"],
+                True,
+                True,
+            )
         )
         specs.append(
-            CommandSpec("core", "restart_safe", "Restart server in safe mode",
-                        cmds.serverRestartCommand, CORE_CONFIRM["restart_safe"], True, True)
+            CommandSpec(
+                "core",
+                "restart_safe",
+                "Restart server in safe mode",
+                cmds.serverRestartCommand,
+                CORE_CONFIRM["restart_safe"],
+                True,
+                True,
+            )
         )
     return specs
 

@@ -60,10 +60,20 @@ def _fail(exc: Exception) -> click.ClickException:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sysmenu")
-@click.option("-c", "--config", "config_path", envvar=CONFIG_ENV, type=click.Path(dir_okay=False),
-              help=f"config.yaml (OctoPrint format). Default: ${CONFIG_ENV}, else the built-in demo.")
-@click.option("--data-dir", envvar="SYSMENU_DATA_DIR", type=click.Path(file_okay=False),
-              help="Where state lives (overrides sysmenu.data_dir).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar=CONFIG_ENV,
+    type=click.Path(dir_okay=False),
+    help=f"config.yaml (OctoPrint format). Default: ${CONFIG_ENV}, else the built-in demo.",
+)
+@click.option(
+    "--data-dir",
+    envvar="SYSMENU_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="Where state lives (overrides sysmenu.data_dir).",
+)
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
     """sysmenu: the System menu for a headless machine."""
@@ -94,9 +104,17 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
     click.echo(f"Open http://{shown}:{port}/ (API at http://{shown}:{port}/api/system/commands)")
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False,
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=3,
-                lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+    )
 
 
 def _first_start(store: Store) -> None:
@@ -140,13 +158,21 @@ def list_commands(ctx: Context) -> None:
             if spec.is_divider:
                 click.echo(f"{source:7} ----")
             else:
-                flags = [f for f, on in (("async", spec.is_async), ("ignore", spec.ignore),
-                                         ("confirm", bool(spec.confirm))) if on]
+                flags = [
+                    f
+                    for f, on in (
+                        ("async", spec.is_async),
+                        ("ignore", spec.ignore),
+                        ("confirm", bool(spec.confirm)),
+                    )
+                    if on
+                ]
                 extra = f"  [{', '.join(flags)}]" if flags else ""
                 click.echo(f"{source:7} {spec.action:20} {spec.name}{extra}")
 
 
 # -- users and keys --------------------------------------------------------
+
 
 @main.group()
 def user() -> None:
@@ -155,8 +181,15 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--group", "groups", multiple=True, default=["users"], show_default=True,
-              type=click.Choice(["admins", "users"]), help="Group(s): admins have SYSTEM.")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    default=["users"],
+    show_default=True,
+    type=click.Choice(["admins", "users"]),
+    help="Group(s): admins have SYSTEM.",
+)
 @click.option("--password", help="Password (prompted for when not given; '-' for none).")
 @pass_ctx
 def user_add(ctx: Context, name: str, groups: tuple[str, ...], password: str | None) -> None:
@@ -262,4 +295,3 @@ def key_revoke(ctx: Context, ident: str) -> None:
 from .cli_runs import register  # noqa: E402  (the run commands live in their own module)
 
 register(main, pass_ctx)
-

@@ -6,6 +6,7 @@ import getpass
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -34,8 +35,10 @@ def _print_run(run: dict[str, Any]) -> None:
     click.echo(f"  started {_when(run['started'])}, ended {_when(run['ended'])}")
     for stream in ("stdout", "stderr"):
         if run.get(stream):
-            click.echo(f"--- {stream}" + (f" ({run[f'{stream}_dropped']} bytes dropped)"
-                                          if run[f"{stream}_dropped"] else ""))
+            click.echo(
+                f"--- {stream}"
+                + (f" ({run[f'{stream}_dropped']} bytes dropped)" if run[f"{stream}_dropped"] else "")
+            )
             click.echo(run[stream], nl=not run[stream].endswith("\n"))
 
 
@@ -44,10 +47,12 @@ def _follow_http(url: str, key: str, run_id: int) -> int:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{url.rstrip('/')}/api/runs/{run_id}/events",
-                                     headers={"X-Api-Key": key, "Accept": "text/event-stream"})
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/api/runs/{run_id}/events",
+        headers={"X-Api-Key": key, "Accept": "text/event-stream"},
+    )
     try:
-        response = urllib.request.urlopen(request)  # noqa: S310 (URL is the user's own server)
+        response = urllib.request.urlopen(request)
     except urllib.error.HTTPError as exc:
         raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
     except urllib.error.URLError as exc:
@@ -70,7 +75,7 @@ def _follow_http(url: str, key: str, run_id: int) -> int:
     return 0 if state == "ok" else 1
 
 
-def register(main: click.Group, pass_ctx: Any) -> None:
+def register(main: click.Group, pass_ctx: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
     @main.command("run")
     @click.argument("source")
     @click.argument("action")
@@ -89,10 +94,16 @@ def register(main: click.Group, pass_ctx: Any) -> None:
         settings = ctx.config.sysmenu
 
         async def go() -> dict[str, Any]:
-            runner = Runner(ctx.store, default_timeout=settings.default_timeout,
-                            kill_grace=settings.kill_grace, output_limit=settings.output_limit)
+            runner = Runner(
+                ctx.store,
+                default_timeout=settings.default_timeout,
+                kill_grace=settings.kill_grace,
+                output_limit=settings.output_limit,
+            )
             run = await runner.start(spec, Who(getpass.getuser(), "cli", "local"))
             history, queue = run.subscribe()
+            for stream, text in history:
+                (sys.stderr if stream == "stderr" else sys.stdout).write(text)
             while queue is not None:
                 item = await queue.get()
                 if item is None:
@@ -114,17 +125,21 @@ def register(main: click.Group, pass_ctx: Any) -> None:
     @click.option("--state")
     @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
     @click.pass_context
-    def runs(cctx: click.Context, source: str | None, action: str | None, state: str | None,
-             limit: int) -> None:
+    def runs(
+        cctx: click.Context, source: str | None, action: str | None, state: str | None, limit: int
+    ) -> None:
         """List runs, newest first (or: runs show ID, runs follow ID)."""
         if cctx.invoked_subcommand is not None:
             return
-        ctx: Context = cctx.find_object(type(cctx.obj))
+        ctx = cctx.obj
+        assert ctx is not None
         rows = ctx.store.list_runs(source=source, action=action, state=state, limit=limit)
         for r in rows:
             duration = "-" if r["duration"] is None else f"{r['duration']:.2f}s"
-            click.echo(f"{r['id']:6}  {_when(r['started'])}  {r['state']:11} {_end(r):10} "
-                       f"{duration:>9}  {r['source']}:{r['action']}  {r['user'] or '-'}")
+            click.echo(
+                f"{r['id']:6}  {_when(r['started'])}  {r['state']:11} {_end(r):10} "
+                f"{duration:>9}  {r['source']}:{r['action']}  {r['user'] or '-'}"
+            )
 
     @runs.command("show")
     @click.argument("run_id", type=int)
@@ -139,8 +154,11 @@ def register(main: click.Group, pass_ctx: Any) -> None:
     @runs.command("follow")
     @click.argument("run_id", type=int)
     @click.option("--url", help="The server (default: from the config's host and port).")
-    @click.option("--api-key", envvar="SYSMENU_API_KEY",
-                  help="Follow live output through the server with this key ($SYSMENU_API_KEY).")
+    @click.option(
+        "--api-key",
+        envvar="SYSMENU_API_KEY",
+        help="Follow live output through the server with this key ($SYSMENU_API_KEY).",
+    )
     @pass_ctx
     def runs_follow(ctx: Context, run_id: int, url: str | None, api_key: str | None) -> None:
         """Follow run ID until it ends (live output with an API key; else its stored result)."""
@@ -153,8 +171,10 @@ def register(main: click.Group, pass_ctx: Any) -> None:
         if run is None:
             raise click.ClickException(f"no run {run_id}")
         if run["state"] == "running":
-            click.echo(f"run {run_id} is running; waiting for it to end "
-                       "(give --api-key to see its output live)", err=True)
+            click.echo(
+                f"run {run_id} is running; waiting for it to end (give --api-key to see its output live)",
+                err=True,
+            )
         while run is not None and run["state"] == "running":
             time.sleep(_FOLLOW_POLL)
             run = ctx.store.get_run(run_id)

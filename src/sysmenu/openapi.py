@@ -7,10 +7,13 @@ from typing import Any
 from . import __version__
 
 _ERROR = {"$ref": "#/components/responses/Error"}
-_SOURCE = {"name": "source", "in": "path", "required": True,
-           "schema": {"type": "string", "enum": ["core", "custom", "plugin"]}}
-_RUN_ID = {"name": "run_id", "in": "path", "required": True,
-           "schema": {"type": "integer", "minimum": 1}}
+_SOURCE = {
+    "name": "source",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
+}
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -24,67 +27,169 @@ def openapi_document() -> dict[str, Any]:
     denied = {"403": _ERROR}
     return {
         "openapi": "3.0.3",
-        "info": {"title": "sysmenu", "version": __version__,
-                 "description": "OctoPrint-compatible System API, plus sysmenu's run API."},
+        "info": {
+            "title": "sysmenu",
+            "version": __version__,
+            "description": "OctoPrint-compatible System API, plus sysmenu's run API.",
+        },
         "security": [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}, {"Bearer": []}],
         "paths": {
-            "/api/version": {"get": {"summary": "API and server version", "responses": {
-                "200": _json({"type": "object", "required": ["api", "server", "text"]}, "Versions"),
-                **denied}}},
-            "/api/system": {"post": {
-                "summary": "Deprecated: run a custom action named in the body",
-                "requestBody": {"content": {"application/json": {"schema": {
-                    "type": "object", "required": ["action"],
-                    "properties": {"action": {"type": "string"}}}}}},
-                "responses": {"204": {"description": "Done"}, "202": {"description": "Started"},
-                              "400": _ERROR, "404": _ERROR, "409": _ERROR, "500": _ERROR,
-                              **denied}}},
-            "/api/system/commands": {"get": {"summary": "All commands by source", "responses": {
-                "200": _json({"type": "object", "properties": {
-                    "core": spec_list, "custom": spec_list, "plugin": spec_list}}, "Commands"),
-                **denied}}},
-            "/api/system/commands/{source}": {"get": {
-                "summary": "The commands of one source", "parameters": [_SOURCE],
-                "responses": {"200": _json(spec_list, "Commands"), "404": _ERROR, **denied}}},
-            "/api/system/commands/{source}/{action}": {"post": {
-                "summary": "Run a command",
-                "parameters": [_SOURCE, {"name": "action", "in": "path", "required": True,
-                                         "schema": {"type": "string"}},
-                               {"name": "Prefer", "in": "header", "schema": {"type": "string"},
-                                "description": "respond-async: answer 202 with the run's Location"},
-                               {"name": "Idempotency-Key", "in": "header",
-                                "schema": {"type": "string", "maxLength": 255}}],
-                "responses": {"204": {"description": "Done (or started, for async commands)"},
-                              "202": _json(run, "Started; Location names the run"),
-                              "400": _ERROR, "404": _ERROR, "409": _ERROR,
-                              "500": _ERROR, **denied}}},
-            "/api/runs": {"get": {
-                "summary": "Runs, newest first",
-                "parameters": [
-                    {"name": "source", "in": "query", "schema": {"type": "string"}},
-                    {"name": "action", "in": "query", "schema": {"type": "string"}},
-                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": [
-                        "running", "ok", "failed", "timeout", "killed", "interrupted"]}},
-                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
-                "responses": {"200": _json({"type": "object", "required": ["runs"], "properties": {
-                    "runs": {"type": "array", "items": run}, "next": {"type": "string"}}}, "A page"),
-                    "400": _ERROR, **denied}}},
-            "/api/runs/{run_id}": {"get": {
-                "summary": "One run with its output", "parameters": [_RUN_ID],
-                "responses": {"200": _json(run, "The run"), "404": _ERROR, **denied}}},
-            "/api/runs/{run_id}/kill": {"post": {
-                "summary": "Kill a running run (SIGTERM to its group, SIGKILL after a grace)",
-                "parameters": [_RUN_ID],
-                "responses": {"202": _json({"type": "object"}, "Killing"), "404": _ERROR,
-                              "409": _ERROR, **denied}}},
-            "/api/runs/{run_id}/events": {"get": {
-                "summary": "Server-sent events: start, output (stream, text), end",
-                "parameters": [_RUN_ID],
-                "responses": {"200": {"description": "An event stream",
-                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                              "404": _ERROR, **denied}}},
+            "/api/version": {
+                "get": {
+                    "summary": "API and server version",
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["api", "server", "text"]}, "Versions"),
+                        **denied,
+                    },
+                }
+            },
+            "/api/system": {
+                "post": {
+                    "summary": "Deprecated: run a custom action named in the body",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["action"],
+                                    "properties": {"action": {"type": "string"}},
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "204": {"description": "Done"},
+                        "202": {"description": "Started"},
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        "500": _ERROR,
+                        **denied,
+                    },
+                }
+            },
+            "/api/system/commands": {
+                "get": {
+                    "summary": "All commands by source",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"core": spec_list, "custom": spec_list, "plugin": spec_list},
+                            },
+                            "Commands",
+                        ),
+                        **denied,
+                    },
+                }
+            },
+            "/api/system/commands/{source}": {
+                "get": {
+                    "summary": "The commands of one source",
+                    "parameters": [_SOURCE],
+                    "responses": {"200": _json(spec_list, "Commands"), "404": _ERROR, **denied},
+                }
+            },
+            "/api/system/commands/{source}/{action}": {
+                "post": {
+                    "summary": "Run a command",
+                    "parameters": [
+                        _SOURCE,
+                        {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "Prefer",
+                            "in": "header",
+                            "schema": {"type": "string"},
+                            "description": "respond-async: answer 202 with the run's Location",
+                        },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "maxLength": 255},
+                        },
+                    ],
+                    "responses": {
+                        "204": {"description": "Done (or started, for async commands)"},
+                        "202": _json(run, "Started; Location names the run"),
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        "500": _ERROR,
+                        **denied,
+                    },
+                }
+            },
+            "/api/runs": {
+                "get": {
+                    "summary": "Runs, newest first",
+                    "parameters": [
+                        {"name": "source", "in": "query", "schema": {"type": "string"}},
+                        {"name": "action", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "state",
+                            "in": "query",
+                            "schema": {
+                                "type": "string",
+                                "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
+                            },
+                        },
+                        {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["runs"],
+                                "properties": {
+                                    "runs": {"type": "array", "items": run},
+                                    "next": {"type": "string"},
+                                },
+                            },
+                            "A page",
+                        ),
+                        "400": _ERROR,
+                        **denied,
+                    },
+                }
+            },
+            "/api/runs/{run_id}": {
+                "get": {
+                    "summary": "One run with its output",
+                    "parameters": [_RUN_ID],
+                    "responses": {"200": _json(run, "The run"), "404": _ERROR, **denied},
+                }
+            },
+            "/api/runs/{run_id}/kill": {
+                "post": {
+                    "summary": "Kill a running run (SIGTERM to its group, SIGKILL after a grace)",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "202": _json({"type": "object"}, "Killing"),
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        **denied,
+                    },
+                }
+            },
+            "/api/runs/{run_id}/events": {
+                "get": {
+                    "summary": "Server-sent events: start, output (stream, text), end",
+                    "parameters": [_RUN_ID],
+                    "responses": {
+                        "200": {
+                            "description": "An event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "404": _ERROR,
+                        **denied,
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -92,24 +197,44 @@ def openapi_document() -> dict[str, Any]:
                 "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
             },
-            "responses": {"Error": _json({"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "string"}}}, "An error")},
+            "responses": {
+                "Error": _json(
+                    {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+                    "An error",
+                )
+            },
             "schemas": {
-                "ClientSpec": {"type": "object", "required": ["action", "source", "resource"],
-                               "properties": {
-                                   "action": {"type": "string"}, "name": {"type": "string"},
-                                   "confirm": {"type": "string"}, "source": {"type": "string"},
-                                   "resource": {"type": "string"},
-                                   "fresh_credentials": {"type": "boolean"}}},
-                "Run": {"type": "object", "required": ["id"], "properties": {
-                    "id": {"type": "integer"}, "source": {"type": "string"},
-                    "action": {"type": "string"}, "name": {"type": "string"},
-                    "state": {"type": "string"}, "returncode": {"type": "integer", "nullable": True},
-                    "signal": {"type": "integer", "nullable": True},
-                    "started": {"type": "number"}, "ended": {"type": "number", "nullable": True},
-                    "duration": {"type": "number", "nullable": True},
-                    "stdout": {"type": "string"}, "stderr": {"type": "string"},
-                    "resource": {"type": "string"}}},
+                "ClientSpec": {
+                    "type": "object",
+                    "required": ["action", "source", "resource"],
+                    "properties": {
+                        "action": {"type": "string"},
+                        "name": {"type": "string"},
+                        "confirm": {"type": "string"},
+                        "source": {"type": "string"},
+                        "resource": {"type": "string"},
+                        "fresh_credentials": {"type": "boolean"},
+                    },
+                },
+                "Run": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "source": {"type": "string"},
+                        "action": {"type": "string"},
+                        "name": {"type": "string"},
+                        "state": {"type": "string"},
+                        "returncode": {"type": "integer", "nullable": True},
+                        "signal": {"type": "integer", "nullable": True},
+                        "started": {"type": "number"},
+                        "ended": {"type": "number", "nullable": True},
+                        "duration": {"type": "number", "nullable": True},
+                        "stdout": {"type": "string"},
+                        "stderr": {"type": "string"},
+                        "resource": {"type": "string"},
+                    },
+                },
             },
         },
     }

@@ -10,7 +10,7 @@ class Output:
     many bytes were left out between head and tail.
     """
 
-    __slots__ = ("limit", "head", "tail", "total", "_half")
+    __slots__ = ("_half", "head", "limit", "tail", "total")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

@@ -130,12 +130,20 @@ class Run:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "source": self.spec.source, "action": self.spec.action,
-            "name": self.spec.name, "user": self.who.user, "auth": self.who.auth,
-            "client": self.who.client, "started": self.started,
+            "id": self.id,
+            "source": self.spec.source,
+            "action": self.spec.action,
+            "name": self.spec.name,
+            "user": self.who.user,
+            "auth": self.who.auth,
+            "client": self.who.client,
+            "started": self.started,
             "ended": None if self.duration is None else self.started + self.duration,
-            "duration": self.duration, "state": self.state, "returncode": self.returncode,
-            "signal": self.signal, "stdout_dropped": self.stdout.dropped,
+            "duration": self.duration,
+            "state": self.state,
+            "returncode": self.returncode,
+            "signal": self.signal,
+            "stdout_dropped": self.stdout.dropped,
             "stderr_dropped": self.stderr.dropped,
         }
 
@@ -143,8 +151,7 @@ class Run:
 class Runner:
     """Starts runs, enforces each command's concurrency, keeps the running set."""
 
-    def __init__(self, store: Store, *, default_timeout: float, kill_grace: float,
-                 output_limit: int) -> None:
+    def __init__(self, store: Store, *, default_timeout: float, kill_grace: float, output_limit: int) -> None:
         self.store = store
         self.default_timeout = default_timeout
         self.kill_grace = kill_grace
@@ -173,8 +180,9 @@ class Runner:
                 ids = ", ".join(str(r.id) for r in active)
                 raise Conflict(f"Command {spec.source}:{spec.action} is already running (run {ids})")
             await self._wait_turn(key, spec)
-        run_id = self.store.start_run(spec.source, spec.action, spec.name, who.user, who.auth,
-                                      who.client, idempotency_key)
+        run_id = self.store.start_run(
+            spec.source, spec.action, spec.name, who.user, who.auth, who.client, idempotency_key
+        )
         run = Run(run_id, spec, who, self.output_limit)
         active.append(run)
         self.running[run_id] = run
@@ -215,7 +223,9 @@ class Runner:
         try:
             try:
                 process = await asyncio.create_subprocess_exec(
-                    SHELL, "-c", spec.command,
+                    SHELL,
+                    "-c",
+                    spec.command,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
@@ -238,16 +248,29 @@ class Runner:
         finally:
             run.duration = time.time() - run.started
             self.store.finish_run(
-                run.id, state=run.state, ended=run.started + run.duration,
-                duration=run.duration, returncode=run.returncode, signal=run.signal,
-                stdout=run.stdout.text(), stderr=run.stderr.text(),
-                stdout_dropped=run.stdout.dropped, stderr_dropped=run.stderr.dropped,
+                run.id,
+                state=run.state,
+                ended=run.started + run.duration,
+                duration=run.duration,
+                returncode=run.returncode,
+                signal=run.signal,
+                stdout=run.stdout.text(),
+                stderr=run.stderr.text(),
+                stdout_dropped=run.stdout.dropped,
+                stderr_dropped=run.stderr.dropped,
             )
             self._release(run)
             run.done.set()
             run._close_followers()
-            log.info("run %s %s:%s by %s ended %s (rc=%s)", run.id, spec.source, spec.action,
-                     run.who.user, run.state, run.returncode)
+            log.info(
+                "run %s %s:%s by %s ended %s (rc=%s)",
+                run.id,
+                spec.source,
+                spec.action,
+                run.who.user,
+                run.state,
+                run.returncode,
+            )
 
     async def _supervise(self, run: Run, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None and process.stderr is not None
@@ -259,8 +282,9 @@ class Runner:
         waiter = asyncio.create_task(process.wait())
         killer = asyncio.create_task(run._kill_requested.wait())
         try:
-            done, _ = await asyncio.wait({waiter, killer}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {waiter, killer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if waiter not in done:
                 run._ending = run._ending or "timeout"
                 grace = self._stop_grace if self._closing else self.kill_grace
@@ -343,4 +367,3 @@ class Runner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-

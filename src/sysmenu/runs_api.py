@@ -79,8 +79,9 @@ class RunsApi:
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         before = _int_param(request, "before", None, 1, 2**62)
         assert limit is not None
-        runs = self.app.store.list_runs(source=params.get("source"), action=params.get("action"),
-                                        state=state, before=before, limit=limit)
+        runs = self.app.store.list_runs(
+            source=params.get("source"), action=params.get("action"), state=state, before=before, limit=limit
+        )
         for run in runs:
             live = self.app.runner.running.get(run["id"])
             if live is not None:
@@ -113,7 +114,8 @@ class RunsApi:
         run = self._run(run_id)
         live = self.app.runner.running.get(run_id)
         return StreamingResponse(
-            self._stream(run, live), media_type="text/event-stream",
+            self._stream(run, live),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

@@ -126,8 +126,7 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                  timeout=10.0)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -139,8 +138,7 @@ class Store:
                     self.db.execute(statement)
             for name, perms in GROUPS.items():
                 self.db.execute(
-                    "INSERT INTO groups(name, permissions) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO NOTHING",
+                    "INSERT INTO groups(name, permissions) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
                     (name, json.dumps(list(perms))),
                 )
         self._keys: dict[str, list[tuple[str, User]]] | None = None
@@ -165,7 +163,8 @@ class Store:
 
     def _user(self, row: sqlite3.Row) -> User:
         groups = tuple(
-            r[0] for r in self.db.execute(
+            r[0]
+            for r in self.db.execute(
                 "SELECT group_name FROM user_groups WHERE user_id=? ORDER BY group_name", (row["id"],)
             )
         )
@@ -237,8 +236,10 @@ class Store:
         return key
 
     def list_keys(self, user_name: str | None = None) -> list[ApiKey]:
-        sql = ("SELECT k.id, u.name AS user, k.name, k.prefix, k.created, k.revoked "
-               "FROM api_keys k JOIN users u ON u.id = k.user_id")
+        sql = (
+            "SELECT k.id, u.name AS user, k.name, k.prefix, k.created, k.revoked "
+            "FROM api_keys k JOIN users u ON u.id = k.user_id"
+        )
         args: tuple[Any, ...] = ()
         if user_name is not None:
             sql += " WHERE u.name = ?"
@@ -249,11 +250,14 @@ class Store:
         """Revoke by numeric id or by key prefix; return how many keys were revoked."""
         with self.transaction() as db:
             if ident.isdigit():
-                cur = db.execute("UPDATE api_keys SET revoked=? WHERE id=? AND revoked IS NULL",
-                                 (time.time(), int(ident)))
+                cur = db.execute(
+                    "UPDATE api_keys SET revoked=? WHERE id=? AND revoked IS NULL", (time.time(), int(ident))
+                )
             else:
-                cur = db.execute("UPDATE api_keys SET revoked=? WHERE prefix=? AND revoked IS NULL",
-                                 (time.time(), ident[:KEY_PREFIX_LEN]))
+                cur = db.execute(
+                    "UPDATE api_keys SET revoked=? WHERE prefix=? AND revoked IS NULL",
+                    (time.time(), ident[:KEY_PREFIX_LEN]),
+                )
             count = cur.rowcount
         if count == 0:
             raise StoreError(f"no active key {ident!r}")
@@ -265,9 +269,7 @@ class Store:
             return self._keys
         users = {u.id: u for u in self.list_users()}
         keys: dict[str, list[tuple[str, User]]] = {}
-        for row in self.db.execute(
-            "SELECT user_id, prefix, digest FROM api_keys WHERE revoked IS NULL"
-        ):
+        for row in self.db.execute("SELECT user_id, prefix, digest FROM api_keys WHERE revoked IS NULL"):
             keys.setdefault(row["prefix"], []).append((row["digest"], users[row["user_id"]]))
         self._keys, self._data_version = keys, version
         return keys
@@ -284,8 +286,9 @@ class Store:
 
     # -- audit -----------------------------------------------------------
 
-    def audit(self, event: str, user: str | None, auth: str | None, client: str | None,
-              **detail: Any) -> None:
+    def audit(
+        self, event: str, user: str | None, auth: str | None, client: str | None, **detail: Any
+    ) -> None:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO audit(ts, event, user, auth, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
@@ -298,8 +301,16 @@ class Store:
 
     # -- runs ------------------------------------------------------------
 
-    def start_run(self, source: str, action: str, name: str, user: str | None,
-                  auth: str | None, client: str | None, idempotency_key: str | None = None) -> int:
+    def start_run(
+        self,
+        source: str,
+        action: str,
+        name: str,
+        user: str | None,
+        auth: str | None,
+        client: str | None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Record a run before its process starts; return its id."""
         with self.transaction() as db:
             cur = db.execute(
@@ -314,16 +325,37 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, pid_start, run_id))
 
-    def finish_run(self, run_id: int, *, state: str, ended: float, duration: float,
-                   returncode: int | None, signal: int | None, stdout: str, stderr: str,
-                   stdout_dropped: int, stderr_dropped: int) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        state: str,
+        ended: float,
+        duration: float,
+        returncode: int | None,
+        signal: int | None,
+        stdout: str,
+        stderr: str,
+        stdout_dropped: int,
+        stderr_dropped: int,
+    ) -> None:
         """Write a run's end, all of it in one transaction."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE runs SET state=?, ended=?, duration=?, returncode=?, signal=?, stdout=?, "
                 "stderr=?, stdout_dropped=?, stderr_dropped=? WHERE id=?",
-                (state, ended, duration, returncode, signal, stdout, stderr, stdout_dropped,
-                 stderr_dropped, run_id),
+                (
+                    state,
+                    ended,
+                    duration,
+                    returncode,
+                    signal,
+                    stdout,
+                    stderr,
+                    stdout_dropped,
+                    stderr_dropped,
+                    run_id,
+                ),
             )
 
     def interrupt_running(self) -> list[sqlite3.Row]:
@@ -332,8 +364,7 @@ class Store:
             rows = db.execute("SELECT * FROM runs WHERE state='running'").fetchall()
             now = time.time()
             db.execute(
-                "UPDATE runs SET state='interrupted', ended=?, duration=? - started "
-                "WHERE state='running'",
+                "UPDATE runs SET state='interrupted', ended=?, duration=? - started WHERE state='running'",
                 (now, now),
             )
         return rows
@@ -348,11 +379,18 @@ class Store:
         ).fetchone()
         return dict(row) if row else None
 
-    def list_runs(self, *, source: str | None = None, action: str | None = None,
-                  state: str | None = None, before: int | None = None,
-                  limit: int = 50) -> list[dict[str, Any]]:
+    def list_runs(
+        self,
+        *,
+        source: str | None = None,
+        action: str | None = None,
+        state: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
         """Runs newest first, without their output; page with `before` (an id)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for column, value in (("source", source), ("action", action), ("state", state)):
             if value is not None:
                 where.append(f"{column}=?")
@@ -360,8 +398,10 @@ class Store:
         if before is not None:
             where.append("id<?")
             args.append(before)
-        sql = ("SELECT id, source, action, name, user, auth, client, started, ended, duration, "
-               "state, returncode, signal, stdout_dropped, stderr_dropped FROM runs")
+        sql = (
+            "SELECT id, source, action, name, user, auth, client, started, ended, duration, "
+            "state, returncode, signal, stdout_dropped, stderr_dropped FROM runs"
+        )
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"

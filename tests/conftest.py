@@ -1,0 +1,84 @@
+"""Shared fixtures: a real app on a temporary store, driven in-process over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from sysmenu.app import create_app
+from sysmenu.config import parse
+from sysmenu.store import Store
+
+CONFIG = """\
+server:
+  commands:
+    systemShutdownCommand: "true"
+    systemRestartCommand: echo reboot
+    serverRestartCommand: echo restart
+system:
+  actions:
+    - action: hello
+      name: Say hello
+      command: echo hello
+    - action: divider
+    - action: fail
+      name: Fail
+      command: "echo out; echo err >&2; exit 3"
+      confirm: Really fail?
+    - action: ignored
+      name: Ignored failure
+      command: exit 7
+      ignore: true
+    - action: divider
+    - action: later
+      name: Later
+      command: "sleep 0.2; echo done"
+      async: true
+    - action: nocommand
+      name: No command here
+    - action: hello
+      name: Duplicate hello
+      command: echo second
+    - action: grüß
+      name: Grüße ☕
+      command: echo ☕
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Env:
+    client: httpx.AsyncClient
+    store: Store
+    admin_key: str
+    user_key: str
+    tmp: Path
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"X-Api-Key": key or self.admin_key}
+
+
+@pytest.fixture
+async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
+    """The app on CONFIG (or the text of a `@pytest.mark.config(...)` marker)."""
+    marker = request.node.get_closest_marker("config")
+    text = marker.args[0] if marker else CONFIG
+    store = Store(tmp_path / "sysmenu.db")
+    store.add_user("admin", ["admins"])
+    store.add_user("bob", ["users"])
+    admin_key, user_key = store.create_key("admin"), store.create_key("bob")
+    app = create_app(parse(text, "test.yaml"), store)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:
+            yield Env(client, store, admin_key, user_key, tmp_path)
+    store.close()
