@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal as signals
+import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -221,23 +222,28 @@ class Runner:
         spec = run.spec
         assert spec.command is not None
         try:
+            loop = asyncio.get_running_loop()
             try:
-                process = await asyncio.create_subprocess_exec(
+                transport, protocol = await loop.subprocess_exec(
+                    lambda: _Process(run),
                     SHELL,
                     "-c",
                     spec.command,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     start_new_session=True,  # own process group, killed as a group
                 )
             except OSError as exc:
                 run.stderr.feed(f"cannot start {SHELL}: {exc}\n".encode())
                 run.state = "failed"
                 return
-            run.pid = process.pid
-            self.store.set_run_process(run.id, process.pid, _process_start_time(process.pid))
-            await self._supervise(run, process)
+            try:
+                run.pid = transport.get_pid()
+                self.store.set_run_process(run.id, run.pid, _process_start_time(run.pid))
+                await self._supervise(run, protocol)
+            finally:
+                transport.close()
         except asyncio.CancelledError:
             run.state = "interrupted"
             if run.pid is not None:
@@ -246,62 +252,59 @@ class Runner:
             log.exception("run %s failed inside the runner", run.id)
             run.state = "failed"
         finally:
-            run.duration = time.time() - run.started
-            self.store.finish_run(
-                run.id,
-                state=run.state,
-                ended=run.started + run.duration,
-                duration=run.duration,
-                returncode=run.returncode,
-                signal=run.signal,
-                stdout=run.stdout.text(),
-                stderr=run.stderr.text(),
-                stdout_dropped=run.stdout.dropped,
-                stderr_dropped=run.stderr.dropped,
-            )
-            self._release(run)
-            run.done.set()
-            run._close_followers()
-            log.info(
-                "run %s %s:%s by %s ended %s (rc=%s)",
-                run.id,
-                spec.source,
-                spec.action,
-                run.who.user,
-                run.state,
-                run.returncode,
-            )
+            self._finish(run)
 
-    async def _supervise(self, run: Run, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None and process.stderr is not None
-        readers = [
-            asyncio.create_task(self._read(process.stdout, run, "stdout", run.stdout)),
-            asyncio.create_task(self._read(process.stderr, run, "stderr", run.stderr)),
-        ]
+    def _finish(self, run: Run) -> None:
+        run.duration = time.time() - run.started
+        self.store.finish_run(
+            run.id,
+            state=run.state,
+            ended=run.started + run.duration,
+            duration=run.duration,
+            returncode=run.returncode,
+            signal=run.signal,
+            stdout=run.stdout.text(),
+            stderr=run.stderr.text(),
+            stdout_dropped=run.stdout.dropped,
+            stderr_dropped=run.stderr.dropped,
+        )
+        self._release(run)
+        run.done.set()
+        run._close_followers()
+        spec = run.spec
+        log.info(
+            "run %s %s:%s by %s ended %s (rc=%s)",
+            run.id,
+            spec.source,
+            spec.action,
+            run.who.user,
+            run.state,
+            run.returncode,
+        )
+
+    async def _supervise(self, run: Run, process: _Process) -> None:
+        """Wait for the command's end (or its timeout, or a kill), then clean its group up."""
         timeout = run.spec.timeout or self.default_timeout
-        waiter = asyncio.create_task(process.wait())
-        killer = asyncio.create_task(run._kill_requested.wait())
+        exited = asyncio.ensure_future(process.exited.wait())
+        killer = asyncio.ensure_future(run._kill_requested.wait())
         try:
-            done, _ = await asyncio.wait(
-                {waiter, killer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if waiter not in done:
+            await asyncio.wait({exited, killer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not process.exited.is_set():
                 run._ending = run._ending or "timeout"
                 grace = self._stop_grace if self._closing else self.kill_grace
-                await self._terminate(process, grace)
-            # The command has ended; anything it left in its group goes with it.
-            if _killpg(process.pid, 0):
-                _killpg(process.pid, signals.SIGTERM)
-                _, pending = await asyncio.wait(readers, timeout=_PIPE_GRACE)
-                if pending:
-                    _killpg(process.pid, signals.SIGKILL)
-            _, pending = await asyncio.wait(readers, timeout=_PIPE_GRACE)
-            for task in pending:  # a process that escaped the group still holds a pipe
-                task.cancel()
+                await self._terminate(run.pid, process, grace)
         finally:
             killer.cancel()
-            if not waiter.done():
-                waiter.cancel()
+            exited.cancel()
+        assert run.pid is not None
+        # The command has ended: what it left in its group goes with it, and its
+        # output is read to the end (bounded: a process that left the group may hold a pipe).
+        if _killpg(run.pid, 0):
+            _killpg(run.pid, signals.SIGTERM)
+            if not await _wait_event(process.closed, _PIPE_GRACE):
+                _killpg(run.pid, signals.SIGKILL)
+        await _wait_event(process.closed, _PIPE_GRACE)
+        process.flush()
         code = process.returncode
         if code is not None and code < 0:
             run.signal = -code
@@ -312,26 +315,13 @@ class Runner:
         else:
             run.state = "ok" if code == 0 else "failed"
 
-    async def _terminate(self, process: asyncio.subprocess.Process, grace: float) -> None:
+    async def _terminate(self, pgid: int | None, process: _Process, grace: float) -> None:
         """SIGTERM to the group, SIGKILL after `grace` seconds."""
-        _killpg(process.pid, signals.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), grace)
-        except TimeoutError:
-            _killpg(process.pid, signals.SIGKILL)
-            await process.wait()
-
-    @staticmethod
-    async def _read(stream: asyncio.StreamReader, run: Run, name: str, sink: Output) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        while chunk := await stream.read(_READ_SIZE):
-            sink.feed(chunk)
-            text = decoder.decode(chunk)
-            if text:
-                run._emit(name, text)
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            run._emit(name, tail)
+        assert pgid is not None
+        _killpg(pgid, signals.SIGTERM)
+        if not await _wait_event(process.exited, grace):
+            _killpg(pgid, signals.SIGKILL)
+            await process.exited.wait()
 
     def get(self, run_id: int) -> Run:
         run = self.running.get(run_id)
@@ -367,3 +357,56 @@ class Runner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout` seconds."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+class _Process(asyncio.SubprocessProtocol):
+    """Feeds a run's output as it arrives; tells apart "exited" from "pipes closed".
+
+    asyncio's own Process.wait() (3.11) waits for the pipes too, so a background
+    job holding stdout would hide the command's end.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.exited = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.returncode: int | None = None
+        self._decoders = {
+            1: codecs.getincrementaldecoder("utf-8")("replace"),
+            2: codecs.getincrementaldecoder("utf-8")("replace"),
+        }
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        name, sink = ("stdout", self.run.stdout) if fd == 1 else ("stderr", self.run.stderr)
+        sink.feed(data)
+        text = self._decoders[fd].decode(data)
+        if text:
+            self.run._emit(name, text)
+
+    def flush(self) -> None:
+        for fd, decoder in self._decoders.items():
+            text = decoder.decode(b"", final=True)
+            if text:
+                self.run._emit("stdout" if fd == 1 else "stderr", text)
+
+    def process_exited(self) -> None:
+        assert self.transport is not None
+        self.returncode = self.transport.get_returncode()
+        self.exited.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()

@@ -1,0 +1,199 @@
+"""The runner: process groups, timeouts, kill, bounded output, concurrency, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sysmenu.catalogue import CommandSpec
+from sysmenu.errors import BadRequest, Conflict, SysmenuError
+from sysmenu.runner import Runner, Who
+from sysmenu.store import Store
+from tests.proctable import processes_with, wait_until_gone, zombies_of
+
+pytestmark = pytest.mark.anyio
+WHO = Who("tester", "test", "local")
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
+    store = Store(tmp_path / "runs.db")
+    r = Runner(store, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    yield r
+    await r.close()
+    store.close()
+
+
+def spec(command: str | None, action: str = "a", **kw: object) -> CommandSpec:
+    return CommandSpec("custom", action, action.title(), command, **kw)  # type: ignore[arg-type]
+
+
+def marker() -> str:
+    """A unique sleep duration: finds this test's processes in the process table."""
+    return f"100.{uuid.uuid4().int % 10**9}"
+
+
+async def test_ok_run_is_recorded(runner: Runner) -> None:
+    run = await runner.start(spec("echo out; echo err >&2"), WHO)
+    assert runner.store.get_run(run.id)["state"] == "running"  # type: ignore[index]
+    await run.done.wait()
+    row = runner.store.get_run(run.id)
+    assert row is not None
+    assert (row["state"], row["returncode"], row["stdout"], row["stderr"]) == ("ok", 0, "out\n", "err\n")
+    assert row["user"] == "tester" and row["duration"] >= 0
+
+
+async def test_failed_run(runner: Runner) -> None:
+    run = await runner.start(spec("exit 4"), WHO)
+    await run.done.wait()
+    assert (run.state, run.returncode) == ("failed", 4)
+
+
+async def test_timeout_kills_the_whole_group(runner: Runner) -> None:
+    m = marker()
+    run = await runner.start(spec(f"sleep {m} | cat & sleep {m}", timeout=0.3), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "timeout"
+    assert run.signal is not None
+    assert wait_until_gone(m) == []
+    assert zombies_of(os.getpid()) == []
+
+
+async def test_kill_sends_term_then_kill(runner: Runner) -> None:
+    m = marker()
+    run = await runner.start(spec(f"trap '' TERM; sleep {m}"), WHO)
+    await asyncio.sleep(0.2)
+    run.kill()
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "killed"
+    assert wait_until_gone(m) == []
+
+
+async def test_background_jobs_do_not_outlive_the_command(runner: Runner) -> None:
+    m = marker()
+    run = await runner.start(spec(f"sleep {m} & echo started"), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "ok"
+    assert run.stdout.text() == "started\n"
+    assert wait_until_gone(m) == []
+
+
+async def test_pipeline_holding_pipes_does_not_hang(runner: Runner) -> None:
+    m = marker()
+    run = await runner.start(spec(f"sleep {m} | cat", timeout=0.3), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "timeout"
+    assert wait_until_gone(m) == []
+
+
+async def test_process_that_leaves_its_group_does_not_hang_the_run(runner: Runner) -> None:
+    m = marker()
+    # setsid puts the sleeper in a new session: out of our group's reach, holding stdout.
+    run = await runner.start(spec(f"setsid sleep {m} & echo bye"), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "ok"
+    for pid in processes_with(m):
+        os.kill(pid, 9)
+
+
+async def test_output_is_bounded_head_and_tail(runner: Runner) -> None:
+    run = await runner.start(spec("seq 1 100000"), WHO)
+    await run.done.wait()
+    text = run.stdout.text()
+    assert text.startswith("1\n2\n3\n")
+    assert text.endswith("99999\n100000\n")
+    assert "bytes dropped" in text
+    total = len("\n".join(str(i) for i in range(1, 100001))) + 1
+    assert run.stdout.dropped == total - 4096
+    row = runner.store.get_run(run.id)
+    assert row is not None and row["stdout_dropped"] == run.stdout.dropped
+
+
+async def test_non_utf8_output_is_kept_readable(runner: Runner) -> None:
+    run = await runner.start(spec(r"printf 'caf\351 \377\n'"), WHO)
+    await run.done.wait()
+    assert run.stdout.text() == "caf\ufffd \ufffd\n"
+
+
+async def test_stdin_is_closed(runner: Runner) -> None:
+    run = await runner.start(spec("cat; echo read-done", timeout=5), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "ok"
+    assert run.stdout.text() == "read-done\n"
+
+
+async def test_concurrency_one_refuses_a_second_run(runner: Runner) -> None:
+    s = spec("sleep 0.3")
+    first = await runner.start(s, WHO)
+    with pytest.raises(Conflict, match=f"run {first.id}"):
+        await runner.start(s, WHO)
+    await first.done.wait()
+    second = await runner.start(s, WHO)
+    await second.done.wait()
+    assert second.state == "ok"
+
+
+async def test_queue_waits_its_turn(runner: Runner) -> None:
+    s = spec("echo start; sleep 0.1; echo end", queue=True)
+    runs = await asyncio.gather(*(runner.start(s, WHO) for _ in range(4)))
+    await asyncio.gather(*(r.done.wait() for r in runs))
+    assert all(r.state == "ok" for r in runs)
+    rows = sorted((runner.store.get_run(r.id) for r in runs), key=lambda row: row["started"])  # type: ignore[arg-type,index,return-value]
+    for earlier, later in zip(rows, rows[1:], strict=False):
+        assert earlier["ended"] <= later["started"]  # type: ignore[index]
+
+
+async def test_concurrency_two(runner: Runner) -> None:
+    s = spec("sleep 0.3", concurrency=2)
+    a, b = await runner.start(s, WHO), await runner.start(s, WHO)
+    with pytest.raises(Conflict):
+        await runner.start(s, WHO)
+    await asyncio.gather(a.done.wait(), b.done.wait())
+
+
+async def test_divider_and_missing_command(runner: Runner) -> None:
+    with pytest.raises(BadRequest):
+        await runner.start(CommandSpec("custom", "divider", ""), WHO)
+    with pytest.raises(SysmenuError) as info:
+        await runner.start(spec(None), WHO)
+    assert info.value.status_code == 500
+
+
+async def test_close_interrupts_running_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "close.db")
+    r = Runner(store, default_timeout=30, kill_grace=5, output_limit=4096)
+    m = marker()
+    run = await r.start(spec(f"sleep {m} | cat"), WHO)
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(r.close(), 10)
+    assert run.state == "interrupted"
+    assert store.get_run(run.id)["state"] == "interrupted"  # type: ignore[index]
+    assert wait_until_gone(m) == []
+    with pytest.raises(Conflict):
+        await r.start(spec("true"), WHO)
+    store.close()
+
+
+async def test_recover_marks_left_runs_interrupted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "recover.db")
+    left = store.start_run("custom", "a", "A", "x", "apikey", "127.0.0.1")
+    r = Runner(store, default_timeout=30, kill_grace=1, output_limit=4096)
+    assert r.recover() == [left]
+    row = store.get_run(left)
+    assert row is not None and row["state"] == "interrupted" and row["ended"] is not None
+    store.close()
+
+
+async def test_follow_gets_history_then_live(runner: Runner) -> None:
+    run = await runner.start(spec("echo one; sleep 0.3; echo two"), WHO)
+    await asyncio.sleep(0.15)
+    history, queue = run.subscribe()
+    assert history == [("stdout", "one\n")]
+    assert queue is not None
+    assert await asyncio.wait_for(queue.get(), 5) == ("stdout", "two\n")
+    assert await asyncio.wait_for(queue.get(), 5) is None
