@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -144,7 +145,7 @@ async def test_queue_waits_its_turn(runner: Runner) -> None:
     await asyncio.gather(*(r.done.wait() for r in runs))
     assert all(r.state == "ok" for r in runs)
     rows = sorted((runner.store.get_run(r.id) for r in runs), key=lambda row: row["started"])  # type: ignore[arg-type,index,return-value]
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         assert earlier["ended"] <= later["started"]  # type: ignore[index]
 
 
