@@ -146,3 +146,15 @@ def test_per_command_settings() -> None:
     (action,) = parse(text).system.actions
     assert (action.timeout, action.concurrency, action.queue) == (2.5, 3, True)
     assert "concurrency = 0" in error_of(text.replace("concurrency: 3", "concurrency: 0"))
+
+
+def test_every_config_key_is_documented_in_readme() -> None:
+    from sysmenu.config import Action, ServerCommands, Settings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"`sysmenu.{name}`" in readme, name
+    for name, field in Action.model_fields.items():
+        assert f"`{field.alias or name}`" in readme, name
+    for name in ServerCommands.model_fields:
+        assert f"`server.commands.{name}`" in readme, name
