@@ -142,7 +142,10 @@ def test_data_dir_default_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_per_command_settings() -> None:
-    text = "system:\n  actions:\n  - action: a\n    command: x\n    timeout: 2.5\n    concurrency: 3\n    queue: true\n"
+    text = (
+        "system:\n  actions:\n  - action: a\n    command: x\n"
+        "    timeout: 2.5\n    concurrency: 3\n    queue: true\n"
+    )
     (action,) = parse(text).system.actions
     assert (action.timeout, action.concurrency, action.queue) == (2.5, 3, True)
     assert "concurrency = 0" in error_of(text.replace("concurrency: 3", "concurrency: 0"))
@@ -152,7 +155,7 @@ def test_every_config_key_is_documented_in_readme() -> None:
     from sysmenu.config import Action, ServerCommands, Settings
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for name, field in Settings.model_fields.items():
+    for name in Settings.model_fields:
         assert f"`sysmenu.{name}`" in readme, name
     for name, field in Action.model_fields.items():
         assert f"`{field.alias or name}`" in readme, name
