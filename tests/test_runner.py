@@ -21,6 +21,17 @@ pytestmark = pytest.mark.anyio
 WHO = Who("tester", "test", "local")
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """The runner runs on asyncio's loop in tests and on uvloop under uvicorn: test both."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
     store = Store(tmp_path / "runs.db")

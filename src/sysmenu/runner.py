@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, Conflict, NotFound, SysmenuError
@@ -387,8 +387,8 @@ class _Process(asyncio.SubprocessProtocol):
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
+        # uvloop's transport is not a subclass of asyncio's, so no isinstance check.
+        self.transport = cast(asyncio.SubprocessTransport, transport)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         name, sink = ("stdout", self.run.stdout) if fd == 1 else ("stderr", self.run.stderr)
