@@ -40,10 +40,16 @@ class SystemApi:
                 "text": f"OctoPrint {OCTOPRINT_VERSION} (sysmenu {__version__})",
             }
         ).encode()
+        self.server_body = json.dumps({"version": OCTOPRINT_VERSION, "safemode": None}).encode()
 
     async def version(self, request: Request) -> Response:
         self.app.identify_any(request)
         return Response(self.version_body, media_type=JSON)
+
+    async def server(self, request: Request) -> Response:
+        """``GET /api/server``: Home Assistant's integration reads the version from it."""
+        self.app.identify_any(request)
+        return Response(self.server_body, media_type=JSON)
 
     async def list_all(self, request: Request) -> Response:
         self.app.require(request, "SYSTEM")

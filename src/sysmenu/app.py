@@ -104,6 +104,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
 
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
+        Route("/api/server", system.server, methods=["GET"]),
         Route("/api/system", system.execute_legacy, methods=["POST"]),
         Route("/api/system/commands", system.list_all, methods=["GET"]),
         Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
