@@ -19,6 +19,7 @@ from .api import SystemApi, json_response
 from .catalogue import Catalogue
 from .config import Config
 from .errors import Forbidden, SysmenuError, error_body
+from .ratelimit import FailureLimiter
 from .runner import Runner
 from .runs_api import RunsApi
 from .store import Store
@@ -43,14 +44,20 @@ class Sysmenu:
             output_limit=settings.output_limit,
         )
         self.proxies = auth.Proxies(settings.trusted_proxies)
-
-    def require(self, request: Request, permission: str) -> auth.Identity:
-        return auth.require(request, self.store, permission)
+        self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
 
     def identify_any(self, request: Request) -> auth.Identity:
-        """Any valid identity, whatever its permissions (403 without one)."""
-        identity = auth.identify(request, self.store)
+        """Any valid identity, whatever its permissions; else 403 (never 401: clients
+        such as pyoctoprintapi re-authenticate on 403 only)."""
+        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request))
         if identity is None:
+            raise Forbidden(auth.FORBIDDEN)
+        return identity
+
+    def require(self, request: Request, permission: str) -> auth.Identity:
+        """The caller's identity if it holds `permission`; else 403."""
+        identity = self.identify_any(request)
+        if not identity.user.can(permission):
             raise Forbidden(auth.FORBIDDEN)
         return identity
 
@@ -71,7 +78,7 @@ class _CollapseSlashes:
 
 async def _sysmenu_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SysmenuError)
-    return json_response(error_body(exc.message), exc.status_code)
+    return json_response(error_body(exc.message), exc.status_code, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -8,7 +8,8 @@ from functools import lru_cache
 
 from starlette.requests import Request
 
-from .errors import Forbidden
+from .errors import TooManyRequests
+from .ratelimit import FailureLimiter
 from .runner import Who
 from .store import Store, User
 
@@ -38,21 +39,26 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-def identify(request: Request, store: Store) -> Identity | None:
+def identify(request: Request, store: Store, limiter: FailureLimiter, client: str | None) -> Identity | None:
+    """The identity a request presents, or None.
+
+    A wrong key counts as a failure of the client's address; an address with
+    too many recent failures gets 429 for any key until its window passes.
+    """
     key = presented_key(request)
-    if key is None or len(key) > MAX_KEY_LENGTH:
+    if key is None:
         return None
-    user = store.user_for_key(key)
-    return Identity(user, "apikey") if user is not None else None
-
-
-def require(request: Request, store: Store, permission: str) -> Identity:
-    """The caller's identity if it holds `permission`; else 403 (never 401: clients
-    such as pyoctoprintapi re-authenticate on 403 only)."""
-    identity = identify(request, store)
-    if identity is None or not identity.user.can(permission):
-        raise Forbidden(FORBIDDEN)
-    return identity
+    wait = limiter.retry_after(client)
+    if wait:
+        raise TooManyRequests(
+            f"Too many failed attempts from this address; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
+    user = store.user_for_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    if user is None:
+        limiter.fail(client)
+        return None
+    return Identity(user, "apikey")
 
 
 class Proxies:

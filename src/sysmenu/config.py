@@ -96,6 +96,8 @@ class Settings(_Strict):
     output_limit: int = Field(1_048_576, ge=1024)
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    key_failure_limit: int = Field(10, ge=1)
+    key_failure_window: float = Field(60.0, gt=0)
 
     @field_validator("trusted_proxies")
     @classmethod
