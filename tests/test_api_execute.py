@@ -132,6 +132,14 @@ async def test_legacy_post_runs_custom_action(env: Env) -> None:
     assert r.status_code == 404
 
 
+async def test_legacy_post_takes_form_and_query(env: Env) -> None:
+    r = await env.client.post("/api/system", data={"action": "hello"}, headers=env.auth())
+    assert r.status_code == 204
+    r = await env.client.post("/api/system", params={"action": "hello"}, headers=env.auth())
+    assert r.status_code == 204
+    assert len(env.store.list_runs(action="hello")) == 2
+
+
 @pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"action": 3}', b"{}"])
 async def test_legacy_post_bad_body_is_400(env: Env, body: bytes) -> None:
     headers = env.auth() | {"Content-Type": "application/json"}

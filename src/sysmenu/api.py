@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -70,15 +71,11 @@ class SystemApi:
         return await self._execute(request, identity, source, action)
 
     async def execute_legacy(self, request: Request) -> Response:
-        """Deprecated ``POST /api/system`` with ``{"action": ...}``: a custom action."""
+        """Deprecated ``POST /api/system``: runs the custom action named by ``action``
+        in a JSON body, a form body or the query string, as OctoPrint does."""
         identity = self.app.require(request, "SYSTEM")
-        try:
-            data = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise BadRequest("Malformed JSON body in request") from None
-        if not isinstance(data, dict) or not isinstance(data.get("action"), str):
-            raise BadRequest("action to perform is not defined")
-        return await self._execute(request, identity, "custom", data["action"])
+        action = _legacy_action(await request.body(), request)
+        return await self._execute(request, identity, "custom", action)
 
     async def _execute(self, request: Request, identity: Any, source: str, action: str) -> Response:
         spec = self.app.catalogue.get(source, action) if source in SOURCES else None
@@ -165,3 +162,21 @@ class SystemApi:
         else:
             reason = f"failed with return code {returncode}"
         raise CommandFailed(f"Command for {name} {reason}:\n\nSTDOUT:\n{stdout}\n\nSTDERR:\n{stderr}")
+
+
+def _legacy_action(body: bytes, request: Request) -> str:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    values: dict[str, Any] = {}
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            raise BadRequest("Malformed JSON body in request") from None
+        if isinstance(data, dict):
+            values = data
+    elif content_type == "application/x-www-form-urlencoded":
+        values = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    action = values.get("action", request.query_params.get("action"))
+    if not isinstance(action, str) or not action:
+        raise BadRequest("action is missing")
+    return action
