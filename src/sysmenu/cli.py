@@ -88,9 +88,8 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Run the server."""
     import logging
 
-    import uvicorn
-
     from .app import create_app
+    from .server import run_server
 
     config = ctx.config
     settings = config.sysmenu
@@ -104,17 +103,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
     click.echo(f"Open http://{shown}:{port}/ (API at http://{shown}:{port}/api/system/commands)")
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=3,
-        lifespan="on",
-    )
+    run_server(app, host, port, settings.log_level)
 
 
 def _first_start(store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -141,11 +142,22 @@ def test_sigterm_kills_running_groups_and_marks_runs_interrupted(tmp_path: Path)
     with running_server(tmp_path, config_for(tmp_path)) as server, server.client() as http:
         r = http.post("/api/system/commands/custom/long", headers={"Prefer": "respond-async"})
         run_id = r.json()["id"]
+        ends: list[str] = []
+
+        def follow() -> None:
+            with server.client() as follower, follower.stream("GET", f"/api/runs/{run_id}/events") as stream:
+                ends.extend(line for line in stream.iter_lines() if '"state"' in line)
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
         time.sleep(0.3)
         started = time.monotonic()
         # uvicorn re-raises the signal once shut down cleanly (systemd counts that as clean)
         assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in server.output()
+        follower.join(5)
+        assert not follower.is_alive(), "an event stream held the server stop"
+        assert len(ends) == 1 and '"state": "interrupted"' in ends[0]
         assert time.monotonic() - started < 8
         assert wait_until_gone(marker) == []
         process = start_process(server.data_dir, server.config, server.port, server.log)
