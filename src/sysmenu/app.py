@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import re
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -20,6 +23,7 @@ from .catalogue import Catalogue
 from .config import Config
 from .errors import Forbidden, SysmenuError, error_body
 from .ratelimit import FailureLimiter
+from .reload import ConfigState, ConfigWatcher
 from .runner import Runner
 from .runs_api import RunsApi
 from .store import Store
@@ -33,8 +37,6 @@ class Sysmenu:
     """Everything one running server holds: config, catalogue, store, runner."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
-        self.config = config
-        self.catalogue = Catalogue(config)
         self.store = store or Store(config.data_dir() / "sysmenu.db")
         settings = config.sysmenu
         self.runner = Runner(
@@ -43,6 +45,23 @@ class Sysmenu:
             kill_grace=settings.kill_grace,
             output_limit=settings.output_limit,
         )
+        self.config_state = ConfigState(config.source, time.time())
+        self.config = config
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """Put `config` in force. Address, port and data dir keep their start-up values
+        (they need a restart); runs in progress keep the spec they started with."""
+        fixed = {k: getattr(self.config.sysmenu, k) for k in ("host", "port", "data_dir")}
+        changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
+        if changed:
+            log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
+        settings = config.sysmenu.model_copy(update=fixed)
+        self.config = config.model_copy(update={"sysmenu": settings})
+        self.catalogue = Catalogue(self.config)
+        self.runner.default_timeout = settings.default_timeout
+        self.runner.kill_grace = settings.kill_grace
+        self.runner.output_limit = settings.output_limit
         self.proxies = auth.Proxies(settings.trusted_proxies)
         self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
 
@@ -104,9 +123,15 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         interrupted = state.runner.recover()
         if interrupted:
             log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
+        watcher = None
+        interval = config.sysmenu.reload_interval
+        if interval > 0 and os.path.isfile(config.source):
+            watcher = asyncio.create_task(ConfigWatcher(state, config.source, interval).watch())
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await state.runner.close()
 
     routes = [

@@ -96,6 +96,7 @@ class Settings(_Strict):
     output_limit: int = Field(1_048_576, ge=1024)
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    reload_interval: float = Field(2.0, ge=0)
     key_failure_limit: int = Field(10, ge=1)
     key_failure_window: float = Field(60.0, gt=0)
 

@@ -119,6 +119,17 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/status": {
+                "get": {
+                    "summary": "sysmenu's state: version, config in force or rejected, running runs",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "required": ["version", "config", "running"]}, "Status"
+                        ),
+                        **denied,
+                    },
+                }
+            },
             "/api/runs": {
                 "get": {
                     "summary": "Runs, newest first",

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from . import __version__
 from .api import JSON, json_response
 from .errors import BadRequest, Conflict, NotFound
 from .openapi import openapi_document
@@ -49,6 +50,7 @@ class RunsApi:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/api/openapi.json", self.openapi, methods=["GET"]),
+            Route("/api/status", self.status, methods=["GET"]),
             Route("/api/runs", self.list_runs, methods=["GET"]),
             Route("/api/runs/{run_id:int}", self.get_run, methods=["GET"]),
             Route("/api/runs/{run_id:int}/kill", self.kill_run, methods=["POST"]),
@@ -57,6 +59,23 @@ class RunsApi:
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._openapi, media_type=JSON)
+
+    async def status(self, request: Request) -> Response:
+        """sysmenu's own state: version, the config in force (and a rejected change), runs."""
+        self.app.require(request, "SYSTEM")
+        state = self.app.config_state
+        return json_response(
+            {
+                "version": __version__,
+                "config": {
+                    "source": state.source,
+                    "loaded": state.loaded,
+                    "error": state.error,
+                    "error_at": state.error_at,
+                },
+                "running": sorted(self.app.runner.running),
+            }
+        )
 
     def _run(self, run_id: int) -> dict[str, Any]:
         """A run with its output; a live run's output comes from memory."""

@@ -1,0 +1,79 @@
+"""Watching the config file: a good new version takes effect, a bad one is reported.
+
+The file is polled (a stat call every few seconds costs nothing and needs no
+inotify): when its identity or modification time changes it is parsed again.
+A config that fails validation leaves the last good one in force; the error
+is logged, written to the audit log and shown by ``GET /api/status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .config import load
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .app import Sysmenu
+
+log = logging.getLogger("sysmenu.reload")
+
+
+@dataclass
+class ConfigState:
+    """What the status endpoint says of the config."""
+
+    source: str
+    loaded: float
+    error: str | None = None
+    error_at: float | None = None
+
+
+def _signature(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+class ConfigWatcher:
+    def __init__(self, app: Sysmenu, path: str, interval: float) -> None:
+        self.app = app
+        self.path = path
+        self.interval = interval
+        self._seen = _signature(path)
+
+    def check(self) -> bool:
+        """Reload if the file changed; return whether it did change."""
+        signature = _signature(self.path)
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        state = self.app.config_state
+        try:
+            config = load(self.path)
+        except ConfigError as exc:
+            state.error, state.error_at = str(exc), time.time()
+            log.error("config change not applied, the last good config stays in force:\n%s", exc)
+            self.app.store.audit("config-rejected", None, None, None, error=str(exc))
+            return True
+        self.app.apply(config)
+        state.error = state.error_at = None
+        state.loaded = time.time()
+        log.info("config reloaded from %s", self.path)
+        self.app.store.audit("config-reloaded", None, None, None, source=self.path)
+        return True
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.check()
+            except Exception:  # the watcher must survive anything a file system does
+                log.exception("config watcher failed")

@@ -1,0 +1,74 @@
+"""A changed config file takes effect; a broken one is reported and the last good one stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sysmenu.app import Sysmenu
+from sysmenu.config import load
+from sysmenu.reload import ConfigWatcher
+from sysmenu.store import Store
+
+GOOD = "system:\n  actions:\n    - action: one\n      command: echo one\n"
+BETTER = "sysmenu:\n  default_timeout: 7\nsystem:\n  actions:\n    - action: two\n      command: echo two\n"
+BROKEN = "system:\n  actions:\n    - action: three\n      timeout: soon\n"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Sysmenu:
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD)
+    return Sysmenu(load(path), Store(tmp_path / "db"))
+
+
+def replace(path: Path, text: str) -> None:
+    """Write a new version the way editors do (new file renamed over the old)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def test_good_change_takes_effect(app: Sysmenu, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    assert watcher.check() is False
+    replace(path, BETTER)
+    assert watcher.check() is True
+    assert app.catalogue.get("custom", "two") is not None
+    assert app.catalogue.get("custom", "one") is None
+    assert app.runner.default_timeout == 7
+    assert app.config_state.error is None
+    assert app.store.list_audit()[0]["event"] == "config-reloaded"
+
+
+def test_broken_change_keeps_last_good_and_reports(app: Sysmenu, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    replace(path, BROKEN)
+    assert watcher.check() is True
+    assert app.catalogue.get("custom", "one") is not None
+    error = app.config_state.error
+    assert error is not None and "line 4: system.actions.0.timeout = 'soon'" in error
+    assert app.store.list_audit()[0]["event"] == "config-rejected"
+    replace(path, GOOD.replace("one", "uno"))
+    watcher.check()
+    assert app.config_state.error is None and app.catalogue.get("custom", "uno") is not None
+
+
+def test_deleted_file_keeps_last_good(app: Sysmenu, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    path.unlink()
+    watcher.check()
+    assert app.catalogue.get("custom", "one") is not None
+    assert "no such file" in (app.config_state.error or "")
+
+
+def test_address_and_data_dir_wait_for_a_restart(app: Sysmenu, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    replace(path, "sysmenu:\n  port: 6000\n  data_dir: /elsewhere\n" + GOOD)
+    watcher.check()
+    assert app.config.sysmenu.port == 5000 and app.config.sysmenu.data_dir is None
