@@ -79,7 +79,11 @@ async def test_bad_list_parameters_are_400(env: Env, params: dict[str, str]) -> 
 
 
 async def test_unknown_run_is_404(env: Env) -> None:
+    huge = 2**70
     for method, path in (
+        ("GET", f"/api/runs/{huge}"),
+        ("POST", f"/api/runs/{huge}/kill"),
+        ("GET", f"/api/runs/{huge}/events"),
         ("GET", "/api/runs/999"),
         ("POST", "/api/runs/999/kill"),
         ("GET", "/api/runs/999/events"),

@@ -13,7 +13,13 @@ _SOURCE = {
     "required": True,
     "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
 }
-_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_MAX_ID = 2**63 - 1
+_RUN_ID = {
+    "name": "run_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -47,15 +53,22 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Deprecated: run a custom action named in the body",
                     "requestBody": {
+                        "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
                                     "required": ["action"],
-                                    "properties": {"action": {"type": "string"}},
+                                    "properties": {
+                                        "action": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "not": {"enum": ["divider"]},
+                                        }
+                                    },
                                 }
                             }
-                        }
+                        },
                     },
                     "responses": {
                         "204": {"description": "Done"},
@@ -95,7 +108,13 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Run a command",
                     "parameters": [
                         _SOURCE,
-                        {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "action",
+                            "in": "path",
+                            "required": True,
+                            "description": "divider is not executable (400)",
+                            "schema": {"type": "string", "not": {"enum": ["divider"]}},
+                        },
                         {
                             "name": "Prefer",
                             "in": "header",
@@ -144,7 +163,11 @@ def openapi_document() -> dict[str, Any]:
                                 "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
                             },
                         },
-                        {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                        },
                         {
                             "name": "limit",
                             "in": "query",
@@ -194,7 +217,14 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "An event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {
+                                        "type": "object",
+                                        "description": "start, output {stream, text}, end {state, ...}",
+                                    }
+                                }
+                            },
                         },
                         "404": _ERROR,
                         **denied,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .app import Sysmenu
 
 MAX_PAGE = 200
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no run
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies keep the stream open
 
 
@@ -79,6 +80,8 @@ class RunsApi:
 
     def _run(self, run_id: int) -> dict[str, Any]:
         """A run with its output; a live run's output comes from memory."""
+        if run_id > MAX_ID:
+            raise NotFound(f"No run {run_id}")
         live = self.app.runner.running.get(run_id)
         if live is not None:
             return live.as_dict() | {"stdout": live.stdout.text(), "stderr": live.stderr.text()}
@@ -96,7 +99,7 @@ class RunsApi:
         if state is not None and state not in RUN_STATES:
             raise BadRequest(f"state must be one of {', '.join(RUN_STATES)}, got {state!r}")
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-        before = _int_param(request, "before", None, 1, 2**62)
+        before = _int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
         runs = self.app.store.list_runs(
             source=params.get("source"), action=params.get("action"), state=state, before=before, limit=limit
