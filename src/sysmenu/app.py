@@ -15,13 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
 from .api import SystemApi, json_response
 from .catalogue import Catalogue
 from .config import Config
-from .errors import Forbidden, SysmenuError, error_body
+from .errors import Forbidden, PayloadTooLarge, SysmenuError, error_body
 from .ratelimit import FailureLimiter
 from .reload import ConfigState, ConfigWatcher
 from .runner import Runner
@@ -81,18 +81,54 @@ class Sysmenu:
         return identity
 
 
-class _CollapseSlashes:
-    """``//api/x`` is ``/api/x`` (pyoctoprintapi sends such paths; OctoPrint accepts them)."""
+class _Guard:
+    """Request hygiene before routing, answering in the API's error shape.
+
+    - ``//api/x`` is ``/api/x`` (pyoctoprintapi sends such paths; OctoPrint accepts them);
+    - dot segments and encoded slashes name nothing here: 404, never a route's match;
+    - bodies larger than `max_body` get 413 (no endpoint takes more than a small object).
+    """
 
     _SLASHES = re.compile(r"/{2,}")
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
-            scope = dict(scope, path=self._SLASHES.sub("/", scope["path"]))
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if "//" in path:
+            path = self._SLASHES.sub("/", path)
+            scope = dict(scope, path=path)
+        raw = scope.get("raw_path") or b""
+        if b"%2f" in raw.lower() or b"%5c" in raw.lower() or any(s in (".", "..") for s in path.split("/")):
+            await json_response(error_body("Not Found"), 404)(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit():
+                    await json_response(error_body("Invalid Content-Length"), 400)(scope, receive, send)
+                    return
+                if int(value) > self.max_body:
+                    await json_response(error_body("Request body too large"), 413)(scope, receive, send)
+                    return
+        await self.app(scope, self._limited(receive), send)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise PayloadTooLarge("Request body too large")
+            return message
+
+        return limited
 
 
 async def _sysmenu_error(request: Request, exc: Exception) -> Response:
@@ -151,9 +187,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             Exception: _internal_error,
         },
         lifespan=lifespan,
-        max_body_size=MAX_BODY,
     )
     app.router.redirect_slashes = False
     app.state.sysmenu = state
-    app.add_middleware(_CollapseSlashes)
+    app.add_middleware(_Guard)
     return app

@@ -28,7 +28,10 @@ class Identity:
 
 def presented_key(request: Request) -> str | None:
     """The API key of a request, as OctoPrint takes it: header, bearer token or query."""
-    key = request.headers.get("x-api-key")
+    keys = request.headers.getlist("x-api-key")
+    if len(set(keys)) > 1:
+        return "\x00ambiguous"  # disagreeing duplicates: no key is believed (never matches)
+    key = keys[0] if keys else None
     if not key:
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")

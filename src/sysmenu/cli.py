@@ -103,7 +103,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
     click.echo(f"Open http://{shown}:{port}/ (API at http://{shown}:{port}/api/system/commands)")
-    run_server(app, host, port, settings.log_level)
+    run_server(app, host, port, settings)
 
 
 def _first_start(store: Store) -> None:

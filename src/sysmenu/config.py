@@ -97,6 +97,9 @@ class Settings(_Strict):
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     reload_interval: float = Field(2.0, ge=0)
+    header_timeout: float = Field(10.0, gt=0)
+    max_header_bytes: int = Field(32768, ge=1024)
+    max_connections: int = Field(256, ge=1)
     key_failure_limit: int = Field(10, ge=1)
     key_failure_window: float = Field(60.0, gt=0)
 

@@ -1,0 +1,130 @@
+"""Hostile clients against a real server, over raw sockets (no client library to tidy them)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import Server, running_server
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+sysmenu:
+  header_timeout: 1.5
+  max_header_bytes: 8192
+  max_connections: 64
+system:
+  actions:
+    - action: hello
+      name: Hello
+      command: "touch {tmp}/hello"
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with running_server(tmp_path, CONFIG.format(tmp=tmp_path)) as s:
+        yield s
+
+
+def exchange(server: Server, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, read until the server closes (bounded by `timeout`)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def request(server: Server, target: str, method: str = "POST", extra: str = "") -> bytes:
+    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
+    head += f"{extra}Connection: close\r\n\r\n"
+    return exchange(server, head.encode())
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/system/commands/custom/../custom/hello",
+        "/api/system/commands/./custom/hello",
+        "/api/system/commands/custom/%2e%2e/custom/hello",
+        "/api/system/commands/custom%2Fhello",
+        "/api/system/commands/custom/hello/.",
+        "/api/system/commands/../../../../etc/passwd",
+    ],
+)
+def test_raw_path_tricks_run_nothing(server: Server, tmp_path: Path, target: str) -> None:
+    answer = request(server, target)
+    assert answer.startswith((b"HTTP/1.1 404", b"HTTP/1.1 405")), answer[:200]
+    assert b'{"error": ' in answer
+    assert not (tmp_path / "hello").exists()
+
+
+def test_slowloris_is_cut_off(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        start = time.monotonic()
+        sock.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: x\r\n")
+        closed_after = None
+        for i in range(40):  # one header line every 0.25 s, never finishing
+            try:
+                sock.sendall(f"X-Slow-{i}: y\r\n".encode())
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - start
+                break
+            time.sleep(0.25)
+        if closed_after is None:
+            data = sock.recv(4096)
+            assert data.startswith(b"HTTP/1.1 408"), data
+            closed_after = time.monotonic() - start
+        assert closed_after < 6, closed_after
+    # the server still answers others
+    assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
+
+
+def test_idle_connection_without_a_byte_is_closed(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        start = time.monotonic()
+        data = sock.recv(4096)
+        assert time.monotonic() - start < 6
+        assert data == b"" or data.startswith(b"HTTP/1.1 408")
+
+
+def test_huge_headers_get_431(server: Server) -> None:
+    answer = request(server, "/api/system/commands", "GET", extra=f"X-Big: {'a' * 100_000}\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert b'{"error": "Request headers are too large"}' in answer
+    answer = exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+
+
+def test_huge_body_gets_413_json(server: Server, tmp_path: Path) -> None:
+    answer = request(server, "/api/system/commands/custom/hello", extra="Content-Length: 10000000\r\n")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    assert b'{"error": "Request body too large"}' in answer
+    assert not (tmp_path / "hello").exists()
+
+
+def test_connection_flood_is_capped_and_recovers(server: Server) -> None:
+    socks = []
+    try:
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: x\r\n")  # never finished
+            socks.append(s)
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.5)
+    assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
