@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -156,7 +157,11 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        interrupted = state.runner.recover()
+        try:
+            interrupted = state.runner.recover()
+        except sqlite3.Error as exc:
+            log.error("cannot mark the runs of an earlier server interrupted: %s", exc)
+            interrupted = []
         if interrupted:
             log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
         watcher = None

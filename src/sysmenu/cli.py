@@ -45,9 +45,12 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from .store import Store
+            from .store import Store, StoreError
 
-            self._store = Store(self.config.data_dir() / "sysmenu.db")
+            try:
+                self._store = Store(self.config.data_dir() / "sysmenu.db")
+            except StoreError as exc:
+                raise click.ClickException(str(exc)) from None
         return self._store
 
 

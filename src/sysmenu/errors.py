@@ -53,6 +53,12 @@ class TooManyRequests(SysmenuError):
     status_code = 429
 
 
+class StorageUnavailable(SysmenuError):
+    """The database cannot be written (read-only, disk full): nothing is run unrecorded."""
+
+    status_code = 503
+
+
 class CommandFailed(SysmenuError):
     """A synchronous command ended unsuccessfully (documented 500)."""
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal as signals
+import sqlite3
 import subprocess
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from .catalogue import CommandSpec
-from .errors import BadRequest, Conflict, NotFound, SysmenuError
+from .errors import BadRequest, Conflict, NotFound, StorageUnavailable, SysmenuError
 from .output import Output
 from .store import Store
 
@@ -181,9 +182,13 @@ class Runner:
                 ids = ", ".join(str(r.id) for r in active)
                 raise Conflict(f"Command {spec.source}:{spec.action} is already running (run {ids})")
             await self._wait_turn(key, spec)
-        run_id = self.store.start_run(
-            spec.source, spec.action, spec.name, who.user, who.auth, who.client, idempotency_key
-        )
+        try:
+            run_id = self.store.start_run(
+                spec.source, spec.action, spec.name, who.user, who.auth, who.client, idempotency_key
+            )
+        except sqlite3.Error as exc:
+            log.error("cannot record a run of %s:%s, not running it: %s", spec.source, spec.action, exc)
+            raise StorageUnavailable(f"Cannot record the run, so the command was not run: {exc}") from None
         run = Run(run_id, spec, who, self.output_limit)
         active.append(run)
         self.running[run_id] = run
@@ -240,7 +245,10 @@ class Runner:
                 return
             try:
                 run.pid = transport.get_pid()
-                self.store.set_run_process(run.id, run.pid, _process_start_time(run.pid))
+                try:
+                    self.store.set_run_process(run.id, run.pid, _process_start_time(run.pid))
+                except sqlite3.Error as exc:  # only recovery after a crash needs it
+                    log.warning("cannot record the process of run %s: %s", run.id, exc)
                 await self._supervise(run, protocol)
             finally:
                 transport.close()
@@ -256,18 +264,10 @@ class Runner:
 
     def _finish(self, run: Run) -> None:
         run.duration = time.time() - run.started
-        self.store.finish_run(
-            run.id,
-            state=run.state,
-            ended=run.started + run.duration,
-            duration=run.duration,
-            returncode=run.returncode,
-            signal=run.signal,
-            stdout=run.stdout.text(),
-            stderr=run.stderr.text(),
-            stdout_dropped=run.stdout.dropped,
-            stderr_dropped=run.stderr.dropped,
-        )
+        try:
+            self._record_end(run)
+        except sqlite3.Error as exc:  # the run stays "running" on disk: a restart marks it interrupted
+            log.error("cannot record the end of run %s (%s): %s", run.id, run.state, exc)
         self._release(run)
         run.done.set()
         run._close_followers()
@@ -280,6 +280,21 @@ class Runner:
             run.who.user,
             run.state,
             run.returncode,
+        )
+
+    def _record_end(self, run: Run) -> None:
+        assert run.duration is not None
+        self.store.finish_run(
+            run.id,
+            state=run.state,
+            ended=run.started + run.duration,
+            duration=run.duration,
+            returncode=run.returncode,
+            signal=run.signal,
+            stdout=run.stdout.text(),
+            stderr=run.stderr.text(),
+            stdout_dropped=run.stdout.dropped,
+            stderr_dropped=run.stderr.dropped,
         )
 
     async def _supervise(self, run: Run, process: _Process) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -25,6 +26,7 @@ GROUPS = {
 }
 PERMISSIONS = ("ADMIN", "SYSTEM")
 KEY_PREFIX_LEN = 8
+log = logging.getLogger("sysmenu.store")
 RUN_STATES = ("running", "ok", "failed", "timeout", "killed", "interrupted")
 
 _SCHEMA = """
@@ -131,6 +133,18 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self._keys: dict[str, list[tuple[str, User]]] | None = None
+        self._data_version = -1
+        try:
+            self._create_schema()
+        except sqlite3.OperationalError as exc:
+            # A read-only file (or a full disk) with a schema already in it: serve
+            # what can be read; every write answers 503 until the disk is back.
+            if not self._has_schema():
+                raise StoreError(f"cannot set up the database {self.path}: {exc}") from None
+            log.error("database %s cannot be written (%s): running read-only", self.path, exc)
+
+    def _create_schema(self) -> None:
         # executescript() would commit on its own; run the statements in our transaction.
         with self.transaction():
             for statement in _SCHEMA.split(";"):
@@ -141,8 +155,10 @@ class Store:
                     "INSERT INTO groups(name, permissions) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
                     (name, json.dumps(list(perms))),
                 )
-        self._keys: dict[str, list[tuple[str, User]]] | None = None
-        self._data_version = -1
+
+    def _has_schema(self) -> bool:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return {"users", "api_keys", "runs", "audit", "groups"} <= tables
 
     def close(self) -> None:
         self.db.close()
@@ -153,11 +169,13 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")  # a full disk can fail here: roll back below
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
-        self._keys = None
+        finally:
+            self._keys = None
 
     # -- users -----------------------------------------------------------
 
@@ -289,11 +307,16 @@ class Store:
     def audit(
         self, event: str, user: str | None, auth: str | None, client: str | None, **detail: Any
     ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO audit(ts, event, user, auth, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), event, user, auth, client, json.dumps(detail)),
-            )
+        """Append to the audit log; a failing disk is logged, never raised (the action
+        it records has happened already)."""
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO audit(ts, event, user, auth, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                    (time.time(), event, user, auth, client, json.dumps(detail)),
+                )
+        except sqlite3.Error as exc:
+            log.error("cannot write the audit log (%s %s by %s): %s", event, detail, user, exc)
 
     def list_audit(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
