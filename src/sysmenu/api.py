@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .catalogue import SOURCES
-from .errors import BadRequest, CommandFailed, NotFound
+from .errors import BadRequest, CommandFailed, Forbidden, NotFound
 from .runner import Run
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ API_VERSION = "0.1"
 OCTOPRINT_VERSION = "1.11.8"  # the OctoPrint release whose API sysmenu answers as
 JSON = "application/json"
 NO_CONTENT = Response(status_code=204)
+STALE_CREDENTIALS = "This command needs your password, checked within the last 5 minutes: log in again"
 
 
 def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -81,6 +82,8 @@ class SystemApi:
         spec = self.app.catalogue.get(source, action) if source in SOURCES else None
         if spec is None:
             raise NotFound(f"Command {source}:{action} not found")
+        if spec.fresh_credentials and not identity.fresh:
+            raise Forbidden(STALE_CREDENTIALS)
         await request.body()  # accepted in any form (none, {}, empty octet-stream) and unused
         who = identity.who(self.app.proxies.client(request))
         wants_handle = "respond-async" in request.headers.get("prefer", "").lower()

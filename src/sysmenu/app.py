@@ -28,6 +28,7 @@ from .reload import ConfigState, ConfigWatcher
 from .runner import Runner
 from .runs_api import RunsApi
 from .store import Store
+from .web import WebUi
 
 log = logging.getLogger("sysmenu")
 
@@ -65,14 +66,24 @@ class Sysmenu:
         self.runner.output_limit = settings.output_limit
         self.proxies = auth.Proxies(settings.trusted_proxies)
         self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
+        self.login_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
 
     def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients
         such as pyoctoprintapi re-authenticate on 403 only)."""
-        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request))
+        cookie = self.session_cookie(request)
+        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request), cookie)
         if identity is None:
             raise Forbidden(auth.FORBIDDEN)
+        if not auth.check_csrf(request, identity):
+            raise Forbidden(auth.CSRF_FAILED)
         return identity
+
+    def cookie_suffix(self, request: Request) -> str:
+        return auth.cookie_suffix(self.proxies.base_url(request))
+
+    def session_cookie(self, request: Request) -> str:
+        return "sysmenu_session" + self.cookie_suffix(request)
 
     def require(self, request: Request, permission: str) -> auth.Identity:
         """The caller's identity if it holds `permission`; else 403."""
@@ -154,6 +165,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     state = Sysmenu(config, store)
     system = SystemApi(state)
     runs = RunsApi(state)
+    web = WebUi(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,6 +195,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
+        *web.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -2,28 +2,66 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import time
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
 from .errors import TooManyRequests
 from .ratelimit import FailureLimiter
 from .runner import Who
-from .store import Store, User
+from .store import Session, Store, User
 
 FORBIDDEN = "You don't have the permission to access the requested resource."
+CSRF_FAILED = "CSRF token missing or wrong: reload the page"
 MAX_KEY_LENGTH = 256
+FRESH_WINDOW = 300.0  # a session's password check counts as fresh this long (as OctoPrint)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     user: User
     method: str  # "apikey", "session"
+    session: Session | None = None
 
     def who(self, client: str | None) -> Who:
         return Who(self.user.name, self.method, client)
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the credentials were checked recently: API keys always count as fresh."""
+        if self.session is None:
+            return True
+        return time.time() - self.session.password_at <= FRESH_WINDOW
+
+
+def cookie_suffix(base_url: str) -> str:
+    """OctoPrint's cookie-name suffix for a server at `base_url` (``_P5000``, or
+    ``_P443_R|prefix`` behind a path): cookies are per host, not per port, and two
+    servers on one host must not overwrite each other's. OctoPrint's JavaScript client
+    reads its CSRF cookie by this name."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    return f"_P{port}" + (f"_R{path.replace('/', '|')}" if path else "")
+
+
+def check_csrf(request: Request, identity: Identity) -> bool:
+    """Whether a request made with a session cookie may change state: a safe method,
+    or the session's CSRF token in ``X-CSRF-Token`` (a cross-site form cannot set it)."""
+    if identity.session is None or request.method in SAFE_METHODS:
+        return True
+    token = request.headers.get("x-csrf-token", "")
+    return hmac.compare_digest(token.encode("utf-8", "replace"), identity.session.csrf.encode())
 
 
 def presented_key(request: Request) -> str | None:
@@ -42,15 +80,24 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-def identify(request: Request, store: Store, limiter: FailureLimiter, client: str | None) -> Identity | None:
-    """The identity a request presents, or None.
+def identify(
+    request: Request,
+    store: Store,
+    limiter: FailureLimiter,
+    client: str | None,
+    session_cookie: str | None = None,
+) -> Identity | None:
+    """The identity a request presents (an API key first, else a session cookie named
+    `session_cookie`), or None.
 
     A wrong key counts as a failure of the client's address; an address with
     too many recent failures gets 429 for any key until its window passes.
     """
     key = presented_key(request)
     if key is None:
-        return None
+        token = request.cookies.get(session_cookie) if session_cookie else None
+        session = store.get_session(token) if token and len(token) <= MAX_KEY_LENGTH else None
+        return Identity(session.user, "session", session) if session else None
     wait = limiter.retry_after(client)
     if wait:
         raise TooManyRequests(
