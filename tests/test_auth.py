@@ -27,6 +27,35 @@ async def test_no_key_is_403(env: Env, method: str, path: str) -> None:
     assert set(r.json()) == {"error"}
 
 
+async def test_403_text_is_octoprints(env: Env) -> None:
+    for key in (None, "x" * 43, env.user_key):
+        headers = {"X-Api-Key": key} if key else {}
+        r = await env.client.get("/api/system/commands", headers=headers)
+        assert r.json() == {
+            "error": "You don't have the permission to access the requested resource. "
+            "It is either read-protected or not readable by the server."
+        }
+
+
+async def test_query_key_comes_first_as_in_octoprint(env: Env) -> None:
+    url = "/api/system/commands"
+    r = await env.client.get(url, params={"apikey": "x" * 43}, headers=env.auth())
+    assert r.status_code == 403
+    r = await env.client.get(url, params={"apikey": env.admin_key}, headers=env.auth("x" * 43))
+    assert r.status_code == 200
+    bearer = {"Authorization": f"Bearer {env.admin_key}"}
+    r = await env.client.get(url, params={"apikey": "x" * 43}, headers=bearer)
+    assert r.status_code == 403
+    r = await env.client.get(f"{url}?apikey=&x=1", headers=env.auth())  # empty: not a key
+    assert r.status_code == 200
+
+
+async def test_disagreeing_query_keys_are_refused(env: Env) -> None:
+    url = f"/api/system/commands?apikey={env.admin_key}&apikey={'x' * 43}"
+    r = await env.client.get(url)
+    assert r.status_code == 403
+
+
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 async def test_wrong_key_is_403(env: Env, method: str, path: str) -> None:
     r = await env.client.request(method, path, headers={"X-Api-Key": "x" * 43})

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
-from .catalogue import SOURCES
+from .catalogue import DIVIDER, SOURCES
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound
 from .runner import Run
 
@@ -79,6 +79,8 @@ class SystemApi:
         return await self._execute(request, identity, "custom", action)
 
     async def _execute(self, request: Request, identity: Any, source: str, action: str) -> Response:
+        if action == DIVIDER:  # whatever the source, as OctoPrint answers
+            raise BadRequest("Dividers cannot be executed")
         spec = self.app.catalogue.get(source, action) if source in SOURCES else None
         if spec is None:
             raise NotFound(f"Command {source}:{action} not found")
@@ -168,18 +170,25 @@ class SystemApi:
 
 
 def _legacy_action(body: bytes, request: Request) -> str:
+    """The action of a deprecated ``POST /api/system``, found as OctoPrint finds it: in a JSON
+    object body when there is one (a body that is not JSON, or is ``null``, counts as none),
+    else in the query string, else in a form body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    values: dict[str, Any] = {}
+    data: Any = None
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            data = json.loads(body or b"null")
+            data = json.loads(body)
         except ValueError:
-            raise BadRequest("Malformed JSON body in request") from None
-        if isinstance(data, dict):
-            values = data
-    elif content_type == "application/x-www-form-urlencoded":
-        values = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-    action = values.get("action", request.query_params.get("action"))
-    if not isinstance(action, str) or not action:
+            data = None
+    if data is None:
+        data = {}
+        if content_type == "application/x-www-form-urlencoded":
+            data = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if "action" in request.query_params:
+            data["action"] = request.query_params["action"]
+    if not isinstance(data, dict) or "action" not in data:
         raise BadRequest("action is missing")
+    action = data["action"]
+    if not isinstance(action, str):  # names no command: OctoPrint looks it up and finds none
+        raise NotFound(f"Command custom:{json.dumps(action)} not found")
     return action

@@ -9,7 +9,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -97,15 +97,23 @@ class _Guard:
     """Request hygiene before routing, answering in the API's error shape.
 
     - ``//api/x`` is ``/api/x`` (pyoctoprintapi sends such paths; OctoPrint accepts them);
+    - ``/octo/api/x`` is ``/api/x`` when a trusted proxy announces the prefix ``/octo`` in
+      ``X-Script-Name`` (or ``X-Forwarded-Prefix``) and did not strip it, as in OctoPrint;
     - dot segments and encoded slashes name nothing here: 404, never a route's match;
     - bodies larger than `max_body` get 413 (no endpoint takes more than a small object).
     """
 
     _SLASHES = re.compile(r"/{2,}")
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = MAX_BODY,
+        proxies: Callable[[], auth.Proxies] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +123,11 @@ class _Guard:
         if "//" in path:
             path = self._SLASHES.sub("/", path)
             scope = dict(scope, path=path)
+        if self.proxies is not None:
+            prefix = self.proxies().prefix(Request(scope))
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                path = path[len(prefix) :] or "/"
+                scope = dict(scope, path=path)
         raw = scope.get("raw_path") or b""
         if b"%2f" in raw.lower() or b"%5c" in raw.lower() or any(s in (".", "..") for s in path.split("/")):
             await json_response(error_body("Not Found"), 404)(scope, receive, send)
@@ -208,5 +221,5 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.sysmenu = state
-    app.add_middleware(_Guard)
+    app.add_middleware(_Guard, proxies=lambda: state.proxies)
     return app

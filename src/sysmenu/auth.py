@@ -16,7 +16,11 @@ from .ratelimit import FailureLimiter
 from .runner import Who
 from .store import Session, Store, User
 
-FORBIDDEN = "You don't have the permission to access the requested resource."
+# The text OctoPrint's 403 carries (Werkzeug's standard description of 403).
+FORBIDDEN = (
+    "You don't have the permission to access the requested resource. "
+    "It is either read-protected or not readable by the server."
+)
 CSRF_FAILED = "CSRF token missing or wrong: reload the page"
 MAX_KEY_LENGTH = 256
 FRESH_WINDOW = 300.0  # a session's password check counts as fresh this long (as OctoPrint)
@@ -65,7 +69,14 @@ def check_csrf(request: Request, identity: Identity) -> bool:
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key of a request, as OctoPrint takes it: header, bearer token or query."""
+    """The API key of a request, in OctoPrint's order: the ``apikey`` query parameter, then
+    ``X-Api-Key``, then an ``Authorization: Bearer`` token. The first one present is the key,
+    even when it is wrong and a later one is right."""
+    in_query = request.query_params.getlist("apikey")
+    if len(set(in_query)) > 1:
+        return "\x00ambiguous"
+    if in_query and in_query[0]:
+        return in_query[0]
     keys = request.headers.getlist("x-api-key")
     if len(set(keys)) > 1:
         return "\x00ambiguous"  # disagreeing duplicates: no key is believed (never matches)
@@ -75,8 +86,6 @@ def presented_key(request: Request) -> str | None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             key = token.strip()
-    if not key:
-        key = request.query_params.get("apikey")
     return key or None
 
 
@@ -143,10 +152,21 @@ class Proxies:
         prefix = ""
         peer = request.client.host if request.client else None
         if self.trusts(peer):
-            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+            forwarded = headers.get("x-forwarded-proto") or headers.get("x-scheme") or scheme
+            scheme = forwarded.split(",")[0].strip() or scheme
             host = headers.get("x-forwarded-host", host).split(",")[0].strip() or host
-            prefix = headers.get("x-script-name") or headers.get("x-forwarded-prefix") or ""
-            prefix = prefix.split(",")[0].strip().rstrip("/")
-            if prefix and not prefix.startswith("/"):
-                prefix = "/" + prefix
+            prefix = self.prefix(request) or ""
         return f"{scheme}://{host}{prefix}/"
+
+    def prefix(self, request: Request) -> str | None:
+        """The path prefix a trusted proxy announces (``X-Script-Name``, else
+        ``X-Forwarded-Prefix``), as ``/name`` without a trailing slash; else None."""
+        peer = request.client.host if request.client else None
+        if not self.trusts(peer):
+            return None
+        headers = request.headers
+        prefix = headers.get("x-script-name") or headers.get("x-forwarded-prefix") or ""
+        prefix = prefix.split(",")[0].strip().rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        return prefix or None

@@ -232,7 +232,10 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["user", "pass"],
-                                    "properties": {"user": {"type": "string", "minLength": 1}, "pass": {"type": "string"}},
+                                    "properties": {
+                                        "user": {"type": "string", "minLength": 1},
+                                        "pass": {"type": "string"},
+                                    },
                                 }
                             }
                         },
