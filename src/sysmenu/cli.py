@@ -105,7 +105,7 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     app = create_app(config, store)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
-    click.echo(f"Open http://{shown}:{port}/ (API at http://{shown}:{port}/api/system/commands)")
+    click.echo(f"Open http://{shown}:{port}/ and log in (API at http://{shown}:{port}/api/system/commands)")
     run_server(app, host, port, settings)
 
 
