@@ -147,7 +147,8 @@ class Proxies:
     def base_url(self, request: Request) -> str:
         """The absolute URL of the server's root, ending in '/', as the client sees it."""
         headers = request.headers
-        scheme = request.url.scheme
+        # From the scope, not request.url: building a URL object costs more than the rest.
+        scheme = request.scope.get("scheme", "http")
         host = headers.get("host") or f"{request.url.hostname}:{request.url.port}"
         prefix = ""
         peer = request.client.host if request.client else None

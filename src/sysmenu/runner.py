@@ -15,7 +15,6 @@ import logging
 import os
 import signal as signals
 import sqlite3
-import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any, cast
 from .catalogue import CommandSpec
 from .errors import BadRequest, Conflict, NotFound, StorageUnavailable, SysmenuError
 from .output import Output
+from .spawn import spawn
 from .store import Store
 
 log = logging.getLogger("sysmenu.runner")
@@ -227,18 +227,9 @@ class Runner:
         spec = run.spec
         assert spec.command is not None
         try:
-            loop = asyncio.get_running_loop()
             try:
-                transport, protocol = await loop.subprocess_exec(
-                    lambda: _Process(run),
-                    SHELL,
-                    "-c",
-                    spec.command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,  # own process group, killed as a group
-                )
+                # own process group (start_new_session), killed as a group
+                transport, protocol = await spawn(lambda: _Process(run), [SHELL, "-c", spec.command])
             except OSError as exc:
                 run.stderr.feed(f"cannot start {SHELL}: {exc}\n".encode())
                 run.state = "failed"

@@ -187,8 +187,13 @@ class Store:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction: all of it is written, or none of it."""
+    def transaction(self, *, keys: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: all of it is written, or none of it.
+
+        `keys`: whether it may change users or keys, so that the key cache is dropped
+        (other connections' changes are seen through ``PRAGMA data_version``; this
+        connection's own are not). Run and audit records pass False: they are written
+        on every execute, and reloading the keys after each would cost every request."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -198,7 +203,8 @@ class Store:
                 self.db.execute("ROLLBACK")
             raise
         finally:
-            self._keys = None
+            if keys:
+                self._keys = None
 
     # -- users -----------------------------------------------------------
 
@@ -376,7 +382,7 @@ class Store:
         """Append to the audit log; a failing disk is logged, never raised (the action
         it records has happened already)."""
         try:
-            with self.transaction() as db:
+            with self.transaction(keys=False) as db:
                 db.execute(
                     "INSERT INTO audit(ts, event, user, auth, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
                     (time.time(), event, user, auth, client, json.dumps(detail)),
@@ -401,7 +407,7 @@ class Store:
         idempotency_key: str | None = None,
     ) -> int:
         """Record a run before its process starts; return its id."""
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             cur = db.execute(
                 "INSERT INTO runs(source, action, name, user, auth, client, started, state, "
                 "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
@@ -411,7 +417,7 @@ class Store:
         return cur.lastrowid
 
     def set_run_process(self, run_id: int, pid: int, pid_start: str | None) -> None:
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             db.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, pid_start, run_id))
 
     def finish_run(
@@ -429,7 +435,7 @@ class Store:
         stderr_dropped: int,
     ) -> None:
         """Write a run's end, all of it in one transaction."""
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             db.execute(
                 "UPDATE runs SET state=?, ended=?, duration=?, returncode=?, signal=?, stdout=?, "
                 "stderr=?, stdout_dropped=?, stderr_dropped=? WHERE id=?",
@@ -449,7 +455,7 @@ class Store:
 
     def interrupt_running(self) -> list[sqlite3.Row]:
         """Mark runs left `running` by a dead server as `interrupted`; return them."""
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             rows = db.execute("SELECT * FROM runs WHERE state='running'").fetchall()
             now = time.time()
             db.execute(
