@@ -26,19 +26,33 @@ class Identity:
         return Who(self.user.name, self.method, client)
 
 
+AMBIGUOUS = "\x00ambiguous"  # never matches a key: NUL is not in any key
+
+
+def _single(values: list[str]) -> str | None:
+    """The value of a field that may be repeated; copies that disagree believe none."""
+    if len(set(values)) > 1:
+        return AMBIGUOUS
+    return values[0] if values else None
+
+
 def presented_key(request: Request) -> str | None:
-    """The API key of a request, as OctoPrint takes it: header, bearer token or query."""
-    keys = request.headers.getlist("x-api-key")
-    if len(set(keys)) > 1:
-        return "\x00ambiguous"  # disagreeing duplicates: no key is believed (never matches)
-    key = keys[0] if keys else None
+    """The API key of a request, as OctoPrint takes it: header, bearer token or query.
+
+    The first of those places that holds a key is the one believed (a wrong header is
+    not rescued by a right query key); a place that holds disagreeing copies
+    (duplicated headers or ``apikey`` parameters) presents no valid key.
+    """
+    key = _single(request.headers.getlist("x-api-key"))
     if not key:
-        authorization = request.headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            key = token.strip()
+        tokens = []
+        for authorization in request.headers.getlist("authorization"):
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                tokens.append(token.strip())
+        key = _single(tokens)
     if not key:
-        key = request.query_params.get("apikey")
+        key = _single(request.query_params.getlist("apikey"))
     return key or None
 
 
@@ -81,11 +95,24 @@ class Proxies:
         return any(address in net for net in self.networks)
 
     def client(self, request: Request) -> str | None:
+        """The client's address: the peer's, or behind trusted proxies the nearest
+        address in X-Forwarded-For that is not a trusted proxy. Entries left of it
+        were written by the client itself (a proxy appends to what it received), so
+        believing the leftmost would let a client pick its own address for the
+        key-failure limit and the audit log."""
         peer = request.client.host if request.client else None
         if self.trusts(peer):
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip() or peer
+            hops = [
+                hop.strip()
+                for value in request.headers.getlist("x-forwarded-for")
+                for hop in value.split(",")
+                if hop.strip()
+            ]
+            for hop in reversed(hops):
+                if not self.trusts(hop):
+                    return hop
+            if hops:
+                return hops[0]
         return peer
 
     def base_url(self, request: Request) -> str:

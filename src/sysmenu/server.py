@@ -1,9 +1,10 @@
 """Serving the app with uvicorn: one worker, guarded connections, runs stopped first.
 
 uvicorn's httptools protocol puts no bound on how long a client may take to
-send its headers, nor on their size: a slow client (slowloris) holds a
-connection forever and a 1 MB header is read whole. `_GuardedHttpTools`
-adds both bounds; `max_connections` caps open connections.
+send a request (its headers, then its body), nor on the headers' size: a slow
+client (slowloris, or a slow body: "R.U.D.Y.") holds a connection forever and
+a 1 MB header is read whole. `_GuardedHttpTools` adds both bounds;
+`max_connections` caps open connections.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._header_timer = None
-        if not self.transport.is_closing():
-            self.transport.write(_refusal("408 Request Timeout", "Request headers took too long"))
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_refusal("408 Request Timeout", "Request took too long to send"))
+        self.transport.close()
 
     def _count(self, size: int) -> bool:
         self._header_bytes += size
@@ -81,15 +85,22 @@ class _GuardedHttpTools(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        # The timer keeps running until the body is in too (on_message_complete):
+        # a body trickled in a byte at a time must not hold the connection either.
         if self.transport.is_closing():
             return
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # Idle keep-alive connections are closed by uvicorn's keep-alive timeout.
-        self._disarm()
+        # Idle keep-alive connections are closed by uvicorn's keep-alive timeout; a
+        # body still arriving after the answer (the app did not read it) stays timed.
+        if not self.cycle.more_body:
+            self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
