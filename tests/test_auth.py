@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,24 @@ async def test_version_needs_a_valid_key(env: Env) -> None:
     body = r.json()
     assert set(body) == {"api", "server", "text"}
     assert body["api"] == "0.1"
+
+
+def test_keys_and_passwords_are_stored_hashed_in_a_private_directory(tmp_path: Path) -> None:
+    from sysmenu.passwords import hash_password, verify_password
+
+    data = tmp_path / "state"
+    store = Store(data / "sysmenu.db")
+    store.add_user("carol", ["admins"], hash_password("correct horse"))
+    key = store.create_key("carol")
+    store.close()
+    assert data.stat().st_mode & 0o777 == 0o700
+    raw = b"".join(p.read_bytes() for p in data.iterdir())  # the database, its WAL and index
+    assert key.encode() not in raw
+    assert b"correct horse" not in raw
+    assert hashlib.sha256(key.encode()).hexdigest().encode() in raw
+    store = Store(data / "sysmenu.db")
+    stored = store.password_hash("carol")
+    assert stored is not None and stored.startswith("$argon2")
+    assert verify_password(stored, "correct horse") and not verify_password(stored, "wrong")
+    assert store.user_for_key(key) is not None
+    store.close()
