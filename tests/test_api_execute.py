@@ -64,10 +64,13 @@ async def test_async_answers_at_once_and_runs_after(env: Env) -> None:
     assert row["stdout"] == "done\n"
 
 
-async def test_divider_cannot_be_executed(env: Env) -> None:
-    r = await env.client.post(f"{URL}/custom/divider", headers=env.auth())
+@pytest.mark.parametrize("source", ["custom", "core", "plugin", "bogus"])
+async def test_divider_cannot_be_executed(env: Env, source: str) -> None:
+    # OctoPrint refuses the action `divider` before it looks at the source: 400, never 404.
+    r = await env.client.post(f"{URL}/{source}/divider", headers=env.auth())
     assert r.status_code == 400
     assert r.json() == {"error": "Dividers cannot be executed"}
+    assert env.store.list_runs() == []
 
 
 async def test_spec_without_command_is_500(env: Env) -> None:
@@ -140,9 +143,33 @@ async def test_legacy_post_takes_form_and_query(env: Env) -> None:
     assert len(env.store.list_runs(action="hello")) == 2
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"action": 3}', b"{}"])
+@pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"{}", b"null", b'{"other": "hello"}'])
 async def test_legacy_post_bad_body_is_400(env: Env, body: bytes) -> None:
     headers = env.auth() | {"Content-Type": "application/json"}
     r = await env.client.post("/api/system", content=body, headers=headers)
     assert r.status_code == 400
-    assert "error" in r.json()
+    assert r.json() == {"error": "action is missing"}
+
+
+@pytest.mark.parametrize("body", [b'{"action": 3}', b'{"action": null}', b'{"action": ""}'])
+async def test_legacy_post_action_that_names_nothing_is_404(env: Env, body: bytes) -> None:
+    headers = env.auth() | {"Content-Type": "application/json"}
+    r = await env.client.post("/api/system", content=body, headers=headers)
+    assert r.status_code == 404
+    assert env.store.list_runs() == []
+
+
+async def test_legacy_post_looks_where_octoprint_looks(env: Env) -> None:
+    json_type = env.auth() | {"Content-Type": "application/json"}
+    # a JSON object is the only place looked at, even without an action
+    r = await env.client.post("/api/system?action=hello", content=b"{}", headers=json_type)
+    assert r.status_code == 400
+    # a body that is not JSON counts as none: the query string is looked at
+    r = await env.client.post("/api/system?action=hello", content=b"{nope", headers=json_type)
+    assert r.status_code == 204
+    # the query string comes before a form body
+    form = env.auth() | {"Content-Type": "application/x-www-form-urlencoded"}
+    r = await env.client.post("/api/system?action=hello", content=b"action=fail", headers=form)
+    assert r.status_code == 204
+    assert len(env.store.list_runs(action="hello")) == 2
+    assert env.store.list_runs(action="fail") == []

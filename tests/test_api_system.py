@@ -43,7 +43,7 @@ async def test_custom_specs_and_dividers(env: Env) -> None:
     specs = r.json()
     assert specs[0] == {
         "action": "hello",
-        "name": "Say hello",
+        "name": "Duplicate hello",
         "source": "custom",
         "resource": f"{BASE}/custom/hello",
     }
@@ -57,20 +57,23 @@ async def test_custom_specs_and_dividers(env: Env) -> None:
     assert fail["confirm"] == "Really fail?"
 
 
-async def test_duplicate_action_is_listed_twice_and_first_runs(env: Env) -> None:
+async def test_duplicate_action_is_listed_once_and_last_runs(env: Env) -> None:
+    # As OctoPrint 1.11.8: one entry, at the first definition's place, with the last definition.
     r = await env.client.get("/api/system/commands/custom", headers=env.auth())
-    hellos = [s for s in r.json() if s["action"] == "hello"]
-    assert [h["name"] for h in hellos] == ["Say hello", "Duplicate hello"]
+    actions = [s["action"] for s in r.json()]
+    assert actions.count("hello") == 1 and actions.index("hello") == 0
+    assert r.json()[0]["name"] == "Duplicate hello"
     r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
     assert r.status_code == 204
     (run,) = env.store.list_runs(action="hello")
-    assert env.store.get_run(run["id"])["stdout"] == "hello\n"  # type: ignore[index]
+    assert env.store.get_run(run["id"])["stdout"] == "second\n"  # type: ignore[index]
 
 
 async def test_unicode_names_and_actions(env: Env) -> None:
     r = await env.client.get("/api/system/commands/custom", headers=env.auth())
     spec = next(s for s in r.json() if s["action"] == "grüß")
     assert spec["name"] == "Grüße ☕"
+    assert spec["resource"] == f"{BASE}/custom/gr%C3%BC%C3%9F"  # percent-encoded, as OctoPrint
     r = await env.client.post("/api/system/commands/custom/gr%C3%BC%C3%9F", headers=env.auth())
     assert r.status_code == 204
 
@@ -110,3 +113,54 @@ async def test_resource_urls_follow_host_and_trusted_proxy(env: Env) -> None:
     headers = env.auth() | {"X-Forwarded-Prefix": "/p/"}
     r = await env.client.get("/api/system/commands/custom", headers=headers)
     assert r.json()[0]["resource"] == "http://example.com/p/api/system/commands/custom/hello"
+    headers = env.auth() | {"X-Scheme": "https"}  # OctoPrint's other scheme header
+    r = await env.client.get("/api/system/commands/custom", headers=headers)
+    assert r.json()[0]["resource"] == "https://example.com/api/system/commands/custom/hello"
+
+
+async def test_unstripped_prefix_of_a_trusted_proxy_is_stripped(env: Env) -> None:
+    # A proxy that announces /octo but passes /octo/api/... on: OctoPrint answers it.
+    headers = env.auth() | {"X-Script-Name": "/octo"}
+    r = await env.client.get("/octo/api/system/commands/custom", headers=headers)
+    assert r.status_code == 200
+    assert r.json()[0]["resource"] == "http://example.com/octo/api/system/commands/custom/hello"
+    r = await env.client.post("/octo/api/system/commands/custom/hello", headers=headers)
+    assert r.status_code == 204
+    r = await env.client.get("/api/system/commands/custom", headers=headers)  # stripped: fine too
+    assert r.status_code == 200
+    r = await env.client.get("/octopus/api/system/commands", headers=headers)  # not the prefix
+    assert r.status_code == 404
+    r = await env.client.get("/octo/api/system/commands", headers=env.auth())  # no prefix announced
+    assert r.status_code == 404
+
+
+@pytest.mark.config(
+    "system:\n  actions:\n"
+    "    - action: divider\n      name: Tools\n      confirm: unused\n"
+    "    - action: a b/c\n      command: 'true'\n"
+    "    - action: divider\n"
+)
+async def test_divider_name_and_confirm_are_shown_when_given(env: Env) -> None:
+    r = await env.client.get("/api/system/commands/custom", headers=env.auth())
+    named, spaced, plain = r.json()
+    assert named == {
+        "action": "divider",
+        "name": "Tools",
+        "confirm": "unused",
+        "source": "custom",
+        "resource": f"{BASE}/custom/divider",
+    }
+    assert plain == {"action": "divider", "source": "custom", "resource": f"{BASE}/custom/divider"}
+    assert spaced["resource"] == f"{BASE}/custom/a%20b/c"  # Werkzeug's safe set keeps '/'
+
+
+@pytest.mark.config(
+    "system:\n  actions:\n    - action: hello\n      command: echo hello\n"
+    "sysmenu:\n  trusted_proxies: [10.0.0.0/8]\n"
+)
+async def test_untrusted_peer_announces_no_prefix(env: Env) -> None:
+    headers = env.auth() | {"X-Script-Name": "/octo", "X-Scheme": "https"}
+    r = await env.client.get("/octo/api/system/commands/custom", headers=headers)
+    assert r.status_code == 404
+    r = await env.client.get("/api/system/commands/custom", headers=headers)
+    assert r.json()[0]["resource"] == "http://example.com/api/system/commands/custom/hello"

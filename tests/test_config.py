@@ -45,6 +45,7 @@ system:
     command: sudo systemctl stop webcamd
     confirm: <b>Stop</b> the stream?
     ignore: true
+    debug: true
     name: Stop video stream
 webcam:
   stream: /webcam/?action=stream

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
-from .catalogue import SOURCES
-from .errors import BadRequest, CommandFailed, NotFound
+from .catalogue import DIVIDER, SOURCES
+from .errors import BadRequest, CommandFailed, Forbidden, NotFound
 from .runner import Run
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ API_VERSION = "0.1"
 OCTOPRINT_VERSION = "1.11.8"  # the OctoPrint release whose API sysmenu answers as
 JSON = "application/json"
 NO_CONTENT = Response(status_code=204)
+STALE_CREDENTIALS = "This command needs your password, checked within the last 5 minutes: log in again"
 
 
 def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -78,9 +79,13 @@ class SystemApi:
         return await self._execute(request, identity, "custom", action)
 
     async def _execute(self, request: Request, identity: Any, source: str, action: str) -> Response:
+        if action == DIVIDER:  # whatever the source, as OctoPrint answers
+            raise BadRequest("Dividers cannot be executed")
         spec = self.app.catalogue.get(source, action) if source in SOURCES else None
         if spec is None:
             raise NotFound(f"Command {source}:{action} not found")
+        if spec.fresh_credentials and not identity.fresh:
+            raise Forbidden(STALE_CREDENTIALS)
         await request.body()  # accepted in any form (none, {}, empty octet-stream) and unused
         who = identity.who(self.app.proxies.client(request))
         wants_handle = "respond-async" in request.headers.get("prefer", "").lower()
@@ -165,18 +170,25 @@ class SystemApi:
 
 
 def _legacy_action(body: bytes, request: Request) -> str:
+    """The action of a deprecated ``POST /api/system``, found as OctoPrint finds it: in a JSON
+    object body when there is one (a body that is not JSON, or is ``null``, counts as none),
+    else in the query string, else in a form body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    values: dict[str, Any] = {}
+    data: Any = None
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            data = json.loads(body or b"null")
+            data = json.loads(body)
         except ValueError:
-            raise BadRequest("Malformed JSON body in request") from None
-        if isinstance(data, dict):
-            values = data
-    elif content_type == "application/x-www-form-urlencoded":
-        values = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-    action = values.get("action", request.query_params.get("action"))
-    if not isinstance(action, str) or not action:
+            data = None
+    if data is None:
+        data = {}
+        if content_type == "application/x-www-form-urlencoded":
+            data = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if "action" in request.query_params:
+            data["action"] = request.query_params["action"]
+    if not isinstance(data, dict) or "action" not in data:
         raise BadRequest("action is missing")
+    action = data["action"]
+    if not isinstance(action, str):  # names no command: OctoPrint looks it up and finds none
+        raise NotFound(f"Command custom:{json.dumps(action)} not found")
     return action

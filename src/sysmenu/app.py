@@ -9,7 +9,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,6 +28,7 @@ from .reload import ConfigState, ConfigWatcher
 from .runner import Runner
 from .runs_api import RunsApi
 from .store import Store
+from .web import WebUi
 
 log = logging.getLogger("sysmenu")
 
@@ -65,14 +66,24 @@ class Sysmenu:
         self.runner.output_limit = settings.output_limit
         self.proxies = auth.Proxies(settings.trusted_proxies)
         self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
+        self.login_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
 
     def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients
         such as pyoctoprintapi re-authenticate on 403 only)."""
-        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request))
+        cookie = self.session_cookie(request)
+        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request), cookie)
         if identity is None:
             raise Forbidden(auth.FORBIDDEN)
+        if not auth.check_csrf(request, identity):
+            raise Forbidden(auth.CSRF_FAILED)
         return identity
+
+    def cookie_suffix(self, request: Request) -> str:
+        return auth.cookie_suffix(self.proxies.base_url(request))
+
+    def session_cookie(self, request: Request) -> str:
+        return "sysmenu_session" + self.cookie_suffix(request)
 
     def require(self, request: Request, permission: str) -> auth.Identity:
         """The caller's identity if it holds `permission`; else 403."""
@@ -86,15 +97,23 @@ class _Guard:
     """Request hygiene before routing, answering in the API's error shape.
 
     - ``//api/x`` is ``/api/x`` (pyoctoprintapi sends such paths; OctoPrint accepts them);
+    - ``/octo/api/x`` is ``/api/x`` when a trusted proxy announces the prefix ``/octo`` in
+      ``X-Script-Name`` (or ``X-Forwarded-Prefix``) and did not strip it, as in OctoPrint;
     - dot segments and encoded slashes name nothing here: 404, never a route's match;
     - bodies larger than `max_body` get 413 (no endpoint takes more than a small object).
     """
 
     _SLASHES = re.compile(r"/{2,}")
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = MAX_BODY,
+        proxies: Callable[[], auth.Proxies] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,6 +123,11 @@ class _Guard:
         if "//" in path:
             path = self._SLASHES.sub("/", path)
             scope = dict(scope, path=path)
+        if self.proxies is not None:
+            prefix = self.proxies().prefix(Request(scope))
+            if prefix and (path == prefix or path.startswith(prefix + "/")):
+                path = path[len(prefix) :] or "/"
+                scope = dict(scope, path=path)
         raw = scope.get("raw_path") or b""
         if b"%2f" in raw.lower() or b"%5c" in raw.lower() or any(s in (".", "..") for s in path.split("/")):
             await json_response(error_body("Not Found"), 404)(scope, receive, send)
@@ -160,6 +184,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     state = Sysmenu(config, store)
     system = SystemApi(state)
     runs = RunsApi(state)
+    web = WebUi(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -189,6 +214,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
+        *web.routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -202,5 +228,5 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.sysmenu = state
-    app.add_middleware(_Guard)
+    app.add_middleware(_Guard, proxies=lambda: state.proxies)
     return app

@@ -2,28 +2,70 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import time
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
 from .errors import TooManyRequests
 from .ratelimit import FailureLimiter
 from .runner import Who
-from .store import Store, User
+from .store import Session, Store, User
 
-FORBIDDEN = "You don't have the permission to access the requested resource."
+# The text OctoPrint's 403 carries (Werkzeug's standard description of 403).
+FORBIDDEN = (
+    "You don't have the permission to access the requested resource. "
+    "It is either read-protected or not readable by the server."
+)
+CSRF_FAILED = "CSRF token missing or wrong: reload the page"
 MAX_KEY_LENGTH = 256
+FRESH_WINDOW = 300.0  # a session's password check counts as fresh this long (as OctoPrint)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
     user: User
     method: str  # "apikey", "session"
+    session: Session | None = None
 
     def who(self, client: str | None) -> Who:
         return Who(self.user.name, self.method, client)
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the credentials were checked recently: API keys always count as fresh."""
+        if self.session is None:
+            return True
+        return time.time() - self.session.password_at <= FRESH_WINDOW
+
+
+def cookie_suffix(base_url: str) -> str:
+    """OctoPrint's cookie-name suffix for a server at `base_url` (``_P5000``, or
+    ``_P443_R|prefix`` behind a path): cookies are per host, not per port, and two
+    servers on one host must not overwrite each other's. OctoPrint's JavaScript client
+    reads its CSRF cookie by this name."""
+    parts = urlsplit(base_url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    return f"_P{port}" + (f"_R{path.replace('/', '|')}" if path else "")
+
+
+def check_csrf(request: Request, identity: Identity) -> bool:
+    """Whether a request made with a session cookie may change state: a safe method,
+    or the session's CSRF token in ``X-CSRF-Token`` (a cross-site form cannot set it)."""
+    if identity.session is None or request.method in SAFE_METHODS:
+        return True
+    token = request.headers.get("x-csrf-token", "")
+    return hmac.compare_digest(token.encode("utf-8", "replace"), identity.session.csrf.encode())
 
 
 AMBIGUOUS = "\x00ambiguous"  # never matches a key: NUL is not in any key
@@ -37,13 +79,13 @@ def _single(values: list[str]) -> str | None:
 
 
 def presented_key(request: Request) -> str | None:
-    """The API key of a request, as OctoPrint takes it: header, bearer token or query.
-
-    The first of those places that holds a key is the one believed (a wrong header is
-    not rescued by a right query key); a place that holds disagreeing copies
-    (duplicated headers or ``apikey`` parameters) presents no valid key.
-    """
-    key = _single(request.headers.getlist("x-api-key"))
+    """The API key of a request, in OctoPrint's order: the ``apikey`` query parameter, then
+    ``X-Api-Key``, then an ``Authorization: Bearer`` token. The first one present is the key,
+    even when it is wrong and a later one is right; a place holding disagreeing copies
+    (duplicated parameters, headers or bearer tokens) presents no valid key."""
+    key = _single(request.query_params.getlist("apikey"))
+    if not key:
+        key = _single(request.headers.getlist("x-api-key"))
     if not key:
         tokens = []
         for authorization in request.headers.getlist("authorization"):
@@ -51,20 +93,27 @@ def presented_key(request: Request) -> str | None:
             if scheme.lower() == "bearer" and token.strip():
                 tokens.append(token.strip())
         key = _single(tokens)
-    if not key:
-        key = _single(request.query_params.getlist("apikey"))
     return key or None
 
 
-def identify(request: Request, store: Store, limiter: FailureLimiter, client: str | None) -> Identity | None:
-    """The identity a request presents, or None.
+def identify(
+    request: Request,
+    store: Store,
+    limiter: FailureLimiter,
+    client: str | None,
+    session_cookie: str | None = None,
+) -> Identity | None:
+    """The identity a request presents (an API key first, else a session cookie named
+    `session_cookie`), or None.
 
     A wrong key counts as a failure of the client's address; an address with
     too many recent failures gets 429 for any key until its window passes.
     """
     key = presented_key(request)
     if key is None:
-        return None
+        token = request.cookies.get(session_cookie) if session_cookie else None
+        session = store.get_session(token) if token and len(token) <= MAX_KEY_LENGTH else None
+        return Identity(session.user, "session", session) if session else None
     wait = limiter.retry_after(client)
     if wait:
         raise TooManyRequests(
@@ -123,10 +172,21 @@ class Proxies:
         prefix = ""
         peer = request.client.host if request.client else None
         if self.trusts(peer):
-            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+            forwarded = headers.get("x-forwarded-proto") or headers.get("x-scheme") or scheme
+            scheme = forwarded.split(",")[0].strip() or scheme
             host = headers.get("x-forwarded-host", host).split(",")[0].strip() or host
-            prefix = headers.get("x-script-name") or headers.get("x-forwarded-prefix") or ""
-            prefix = prefix.split(",")[0].strip().rstrip("/")
-            if prefix and not prefix.startswith("/"):
-                prefix = "/" + prefix
+            prefix = self.prefix(request) or ""
         return f"{scheme}://{host}{prefix}/"
+
+    def prefix(self, request: Request) -> str | None:
+        """The path prefix a trusted proxy announces (``X-Script-Name``, else
+        ``X-Forwarded-Prefix``), as ``/name`` without a trailing slash; else None."""
+        peer = request.client.host if request.client else None
+        if not self.trusts(peer):
+            return None
+        headers = request.headers
+        prefix = headers.get("x-script-name") or headers.get("x-forwarded-prefix") or ""
+        prefix = prefix.split(",")[0].strip().rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            prefix = "/" + prefix
+        return prefix or None

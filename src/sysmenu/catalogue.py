@@ -8,14 +8,21 @@ per base URL and kept (bounded, as the Host header is client data).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+import logging
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from .config import Config
 
+log = logging.getLogger("sysmenu")
+
 SOURCES = ("core", "custom", "plugin")
 DIVIDER = "divider"
+# What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug
+# builds OctoPrint's URLs): `grüß` becomes `gr%C3%BC%C3%9F`, `a b` becomes `a%20b`.
+_SEGMENT_SAFE = "!$&'()*+,/:;=@"
 
 _DISRUPT = "Anything running on this machine will be interrupted."
 CORE_CONFIRM = {
@@ -48,10 +55,11 @@ class CommandSpec:
 
     def client_spec(self, base_url: str) -> dict[str, Any]:
         """The restricted form the API shows: no command line, ever."""
-        resource = f"{base_url}api/system/commands/{self.source}/{self.action}"
-        if self.is_divider:
-            return {"action": DIVIDER, "source": self.source, "resource": resource}
-        spec: dict[str, Any] = {"action": self.action, "name": self.name}
+        action = quote(self.action, safe=_SEGMENT_SAFE)
+        resource = f"{base_url}api/system/commands/{self.source}/{action}"
+        spec: dict[str, Any] = {"action": self.action}
+        if self.name or not self.is_divider:  # a divider has a name only when given one
+            spec["name"] = self.name
         if self.confirm:
             spec["confirm"] = self.confirm
         spec["source"] = self.source
@@ -119,27 +127,31 @@ def _core_specs(config: Config) -> list[CommandSpec]:
 
 
 def _custom_specs(config: Config) -> list[CommandSpec]:
-    specs = []
-    for entry in config.system.actions:
+    """The menu's entries in order. An action defined more than once is one entry, at the
+    place of its first definition, with its last definition (what OctoPrint lists and runs)."""
+    specs: dict[str | int, CommandSpec] = {}
+    for index, entry in enumerate(config.system.actions):
         if entry.action == DIVIDER:
-            specs.append(CommandSpec("custom", DIVIDER, ""))
+            specs[index] = CommandSpec("custom", DIVIDER, entry.name or "", confirm=entry.confirm)
             continue
-        specs.append(
-            CommandSpec(
-                source="custom",
-                action=entry.action,
-                name=entry.name or entry.action,
-                command=entry.command,
-                confirm=entry.confirm,
-                is_async=entry.is_async,
-                ignore=entry.ignore,
-                timeout=entry.timeout,
-                concurrency=entry.concurrency,
-                queue=entry.queue,
-                fresh_credentials=entry.fresh_credentials,
-            )
+        specs[entry.action] = CommandSpec(
+            source="custom",
+            action=entry.action,
+            name=entry.name or entry.action,
+            command=entry.command,
+            confirm=entry.confirm,
+            is_async=entry.is_async,
+            ignore=entry.ignore,
+            timeout=entry.timeout,
+            concurrency=entry.concurrency,
+            queue=entry.queue,
+            fresh_credentials=entry.fresh_credentials,
         )
-    return specs
+    counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
+    for action, count in counts.items():
+        if count > 1:
+            log.warning("system.actions: %r is defined %d times; its last definition is used", action, count)
+    return list(specs.values())
 
 
 class Catalogue:
@@ -153,11 +165,9 @@ class Catalogue:
             "custom": _custom_specs(config),
             "plugin": [],
         }
-        self._index: dict[tuple[str, str], CommandSpec] = {}
-        for source, specs in self.specs.items():
-            for spec in specs:
-                # The first definition of an action wins, as in OctoPrint.
-                self._index.setdefault((source, spec.action), spec)
+        self._index: dict[tuple[str, str], CommandSpec] = {
+            (source, spec.action): spec for source, specs in self.specs.items() for spec in specs
+        }
         self._rendered: OrderedDict[tuple[str, str | None], bytes] = OrderedDict()
 
     def get(self, source: str, action: str) -> CommandSpec | None:

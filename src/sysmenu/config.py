@@ -66,6 +66,7 @@ class Action(_Strict):
     confirm: str | None = None
     is_async: bool = Field(False, alias="async")
     ignore: bool = False
+    debug: bool = False  # OctoPrint's: log the command line; sysmenu records every run anyway
     # sysmenu's own per-command settings
     timeout: float | None = Field(None, gt=0)
     concurrency: int = Field(1, ge=1)

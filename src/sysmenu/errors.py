@@ -49,6 +49,10 @@ class PayloadTooLarge(SysmenuError):
     status_code = 413
 
 
+class UnsupportedMediaType(SysmenuError):
+    status_code = 415
+
+
 class TooManyRequests(SysmenuError):
     status_code = 429
 

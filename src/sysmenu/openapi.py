@@ -31,6 +31,17 @@ def openapi_document() -> dict[str, Any]:
     spec_list = {"type": "array", "items": client_spec}
     run = {"$ref": "#/components/schemas/Run"}
     denied = {"403": _ERROR}
+    session_user = {
+        "type": "object",
+        "required": ["name", "groups", "permissions"],
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "groups": {"type": "array", "items": {"type": "string"}},
+            "permissions": {"type": "array", "items": {"type": "string"}},
+            "csrf_token": {"type": "string"},
+            "fresh_until": {"type": "number"},
+        },
+    }
     return {
         "openapi": "3.0.3",
         "info": {
@@ -38,7 +49,7 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "OctoPrint-compatible System API, plus sysmenu's run API.",
         },
-        "security": [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}, {"Bearer": []}],
+        "security": [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}, {"Bearer": []}, {"Session": []}],
         "paths": {
             "/api/version": {
                 "get": {
@@ -210,6 +221,47 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/login": {
+                "post": {
+                    "summary": "Log in: a session cookie (HttpOnly, SameSite=Strict) and its CSRF token",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["user", "pass"],
+                                    "properties": {
+                                        "user": {"type": "string", "minLength": 1},
+                                        "pass": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(session_user, "The user, with csrf_token and fresh_until"),
+                        "400": _ERROR,
+                        "403": _ERROR,
+                        "415": _ERROR,
+                        "429": _ERROR,
+                    },
+                }
+            },
+            "/api/logout": {
+                "post": {
+                    "summary": "End the session (with a session: X-CSRF-Token required)",
+                    "responses": {"204": {"description": "Logged out"}, **denied},
+                }
+            },
+            "/api/currentuser": {
+                "get": {
+                    "summary": "Who the request is; name null when no one",
+                    "security": [],
+                    "responses": {"200": _json(session_user, "The user")},
+                }
+            },
             "/api/runs/{run_id}/events": {
                 "get": {
                     "summary": "Server-sent events: start, output (stream, text), end",
@@ -237,6 +289,7 @@ def openapi_document() -> dict[str, Any]:
                 "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                 "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
                 "Bearer": {"type": "http", "scheme": "bearer"},
+                "Session": {"type": "apiKey", "in": "cookie", "name": "sysmenu_session_P<port>"},
             },
             "responses": {
                 "Error": _json(

@@ -81,6 +81,15 @@ CREATE INDEX IF NOT EXISTS runs_action ON runs(source, action, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state, id);
 CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency ON runs(user, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sessions (
+    digest TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    password_at REAL NOT NULL,
+    client TEXT
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -113,6 +122,20 @@ class ApiKey:
     prefix: str
     created: float
     revoked: float | None
+
+
+SESSION_IDLE = 14 * 86400  # a session unused this long ends
+SESSION_LIFETIME = 30 * 86400  # and any session ends this long after its login
+SESSION_TOUCH = 3600  # last use is written at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    user: User
+    csrf: str
+    created: float
+    password_at: float  # when the password was last checked (login)
 
 
 def digest(key: str) -> str:
@@ -158,7 +181,7 @@ class Store:
 
     def _has_schema(self) -> bool:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        return {"users", "api_keys", "runs", "audit", "groups"} <= tables
+        return {"users", "api_keys", "runs", "audit", "groups", "sessions"} <= tables
 
     def close(self) -> None:
         self.db.close()
@@ -225,6 +248,8 @@ class Store:
             cur = db.execute("UPDATE users SET password_hash=? WHERE name=?", (password_hash, name))
             if cur.rowcount == 0:
                 raise StoreError(f"no user {name!r}")
+            # A new password ends every session opened with the old one.
+            db.execute("DELETE FROM sessions WHERE user_id=(SELECT id FROM users WHERE name=?)", (name,))
 
     def list_users(self) -> list[User]:
         return [self._user(r) for r in self.db.execute("SELECT * FROM users ORDER BY name")]
@@ -237,6 +262,47 @@ class Store:
 
     def count_users(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    # -- browser sessions -------------------------------------------------
+
+    def create_session(self, user: User, client: str | None, replaces: str | None = None) -> Session:
+        """A new session for `user` (password just checked); `replaces` (a token) ends."""
+        token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
+        with self.transaction() as db:
+            if replaces:
+                db.execute("DELETE FROM sessions WHERE digest=?", (digest(replaces),))
+            db.execute("DELETE FROM sessions WHERE last_seen < ?", (now - SESSION_IDLE,))
+            db.execute(
+                "INSERT INTO sessions(digest, user_id, csrf, created, last_seen, password_at, client) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (digest(token), user.id, csrf, now, now, now, client),
+            )
+        return Session(token, user, csrf, now, now)
+
+    def get_session(self, token: str) -> Session | None:
+        """The live session of `token`, or None (unknown, idle too long or too old)."""
+        row = self.db.execute(
+            "SELECT s.*, u.id AS uid, u.name, u.password_hash FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.digest=?",
+            (digest(token),),
+        ).fetchone()
+        if row is None:
+            return None
+        now = time.time()
+        if now - row["last_seen"] > SESSION_IDLE or now - row["created"] > SESSION_LIFETIME:
+            return None
+        if now - row["last_seen"] > SESSION_TOUCH:
+            try:
+                with self.transaction() as db:
+                    db.execute("UPDATE sessions SET last_seen=? WHERE digest=?", (now, digest(token)))
+            except sqlite3.Error as exc:  # a read-only store still serves its sessions
+                log.warning("cannot note the use of a session: %s", exc)
+        user = self._user(self.db.execute("SELECT * FROM users WHERE id=?", (row["uid"],)).fetchone())
+        return Session(token, user, row["csrf"], row["created"], row["password_at"])
+
+    def end_session(self, token: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE digest=?", (digest(token),))
 
     # -- API keys --------------------------------------------------------
 

@@ -1,0 +1,195 @@
+"""The System menu page and its browser sessions: login, logout, current user, assets."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from . import auth
+from .api import NO_CONTENT, json_response
+from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, UnsupportedMediaType
+from .passwords import hash_password, verify_password
+from .store import SESSION_LIFETIME, Session, User
+
+if TYPE_CHECKING:
+    from .app import Sysmenu
+
+WEB = Path(__file__).parent / "web"
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+# The page loads nothing but its own files, and no one may frame it.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+WRONG_LOGIN = "Wrong user name or password"
+
+
+class Asset:
+    """One file of the page, read once, with its gzip form and validator."""
+
+    def __init__(self, path: Path) -> None:
+        self.body = path.read_bytes()
+        self.gzipped = gzip.compress(self.body, 9, mtime=0)
+        self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:20] + '"'
+        self.media_type = TYPES.get(path.suffix, "application/octet-stream")
+
+    def response(self, request: Request) -> Response:
+        headers = dict(PAGE_HEADERS, ETag=self.etag, Vary="Accept-Encoding")
+        if self.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        body = self.body
+        if "gzip" in request.headers.get("accept-encoding", "") and len(self.gzipped) < len(body):
+            body, headers["Content-Encoding"] = self.gzipped, "gzip"
+        return Response(body, media_type=self.media_type, headers=headers)
+
+
+@cache
+def _assets() -> dict[str, Asset]:
+    return {p.name: Asset(p) for p in WEB.iterdir() if p.is_file() and p.suffix in TYPES}
+
+
+@cache
+def _decoy_hash() -> str:
+    # An unknown user's login costs as much as a known one's: names cannot be probed by timing.
+    return hash_password("not a password of anyone")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"name": user.name, "groups": list(user.groups), "permissions": sorted(user.permissions)}
+
+
+class WebUi:
+    def __init__(self, app: Sysmenu) -> None:
+        self.app = app
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.page, methods=["GET", "HEAD"]),
+            Route("/static/{name}", self.asset, methods=["GET", "HEAD"]),
+            Route("/api/login", self.login, methods=["POST"]),
+            Route("/api/logout", self.logout, methods=["POST"]),
+            Route("/api/currentuser", self.current_user, methods=["GET"]),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        return _assets()["index.html"].response(request)
+
+    async def asset(self, request: Request) -> Response:
+        asset = _assets().get(request.path_params["name"])
+        if asset is None or request.path_params["name"] == "index.html":
+            raise NotFound("Not Found")
+        return asset.response(request)
+
+    def _session_json(self, session: Session) -> dict[str, Any]:
+        return user_json(session.user) | {
+            "csrf_token": session.csrf,
+            "fresh_until": session.password_at + auth.FRESH_WINDOW,
+        }
+
+    async def login(self, request: Request) -> Response:
+        """``POST /api/login`` with ``{"user", "pass"}``: a new session (cookie) for that
+        user. Logging in again with a session renews its password check ("fresh
+        credentials"). JSON only: a cross-site form cannot send it without CORS."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise UnsupportedMediaType("Expected content type application/json")
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            raise BadRequest("Malformed JSON body in request") from None
+        if not isinstance(data, dict):
+            raise BadRequest("Expected a JSON object")
+        name, password = data.get("user"), data.get("pass")
+        if not isinstance(name, str) or not isinstance(password, str) or not name:
+            raise BadRequest("user and pass are required")
+        client = self.app.proxies.client(request)
+        wait = self.app.login_failures.retry_after(client)
+        if wait:
+            raise TooManyRequests(
+                f"Too many failed logins from this address; try again in {wait} seconds",
+                headers={"Retry-After": str(wait)},
+            )
+        store = self.app.store
+        user = store.get_user(name) if len(name) <= 256 and len(password) <= 1024 else None
+        stored = store.password_hash(name) if user else None
+        ok = await run_in_threadpool(verify_password, stored or _decoy_hash(), password[:1024])
+        if user is None or stored is None or not ok:
+            self.app.login_failures.fail(client)
+            store.audit("login_failed", name[:256], "password", client)
+            raise Forbidden(WRONG_LOGIN)
+        cookie_name = self.app.session_cookie(request)
+        session = store.create_session(user, client, replaces=request.cookies.get(cookie_name))
+        store.audit("login", user.name, "password", client)
+        response = json_response(self._session_json(session))
+        self._set_cookies(request, response, session)
+        return response
+
+    def _set_cookies(self, request: Request, response: Response, session: Session | None) -> None:
+        base = self.app.proxies.base_url(request)
+        path = base.split("://", 1)[1].partition("/")[2]
+        secure = base.startswith("https:")
+        suffix = auth.cookie_suffix(base)
+        max_age = int(SESSION_LIFETIME) if session else 0
+        response.set_cookie(
+            "sysmenu_session" + suffix,
+            session.token if session else "",
+            max_age=max_age,
+            path="/" + path,
+            secure=secure,
+            httponly=True,
+            samesite="strict",
+        )
+        # Readable by the page's scripts (OctoPrint's JavaScript client sends it back as
+        # X-CSRF-Token); useless to another site, which can neither read it nor set headers.
+        response.set_cookie(
+            "csrf_token" + suffix,
+            session.csrf if session else "",
+            max_age=max_age,
+            path="/" + path,
+            secure=secure,
+            httponly=False,
+            samesite="strict",
+        )
+
+    async def logout(self, request: Request) -> Response:
+        identity = self.app.identify_any(request)
+        if identity.session is not None:
+            self.app.store.end_session(identity.session.token)
+            client = self.app.proxies.client(request)
+            self.app.store.audit("logout", identity.user.name, "session", client)
+        response = Response(status_code=NO_CONTENT.status_code)
+        self._set_cookies(request, response, None)
+        return response
+
+    async def current_user(self, request: Request) -> Response:
+        """Who the request is: a session's user with its CSRF token and how long its
+        password check stays fresh, a key's user, or ``{"name": null}``."""
+        try:
+            identity = self.app.identify_any(request)
+        except Forbidden:
+            return json_response({"name": None, "groups": [], "permissions": []})
+        if identity.session is not None:
+            return json_response(self._session_json(identity.session))
+        return json_response(user_json(identity.user) | {"fresh_until": time.time() + auth.FRESH_WINDOW})

@@ -1,0 +1,492 @@
+// The System menu page: log in, list the commands, confirm, run, follow the output live.
+// Plain browser JavaScript, no framework and nothing loaded from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SOURCES = ["core", "plugin", "custom"];
+const OUTPUT_LIMIT = 256 * 1024; // characters of output kept on the page per run
+
+const state = {
+  user: null, // {name, csrf_token, ...}
+  commands: [], // client specs, in menu order
+  running: new Map(), // "source/action" -> {id, started}
+  shown: null, // id of the run in the output panel
+  stream: null, // its EventSource
+};
+
+// -- HTTP ---------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function api(method, path, body, headers = {}) {
+  const init = { method, credentials: "same-origin", headers: { ...headers } };
+  if (method !== "GET" && state.user && state.user.csrf_token) {
+    init.headers["X-CSRF-Token"] = state.user.csrf_token;
+  }
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const message = (data && data.error) || `${response.status} ${response.statusText}`;
+    throw new ApiError(response.status, message);
+  }
+  return { status: response.status, data, headers: response.headers };
+}
+
+function randomKey() {
+  // crypto.randomUUID needs a secure context; a Pi on the LAN is often plain http.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// -- Confirm text: HTML from the config, rebuilt from an allow-list -----------
+
+const ALLOWED = new Set([
+  "B", "STRONG", "I", "EM", "U", "S", "BR", "P", "UL", "OL", "LI", "CODE", "PRE", "SMALL",
+  "SPAN", "DIV", "A", "H3", "H4", "H5", "H6", "BLOCKQUOTE", "HR", "KBD", "SUB", "SUP",
+]);
+const DROPPED = new Set(["SCRIPT", "STYLE", "TEMPLATE", "IFRAME", "OBJECT", "EMBED", "SVG", "MATH", "NOSCRIPT", "TITLE", "HEAD"]);
+
+function sanitized(html) {
+  // DOMParser's document runs no scripts and loads nothing; only text and allowed
+  // tags are copied out, without any attribute but a safe link target.
+  const parsed = new DOMParser().parseFromString(`<body>${html}</body>`, "text/html");
+  const out = document.createDocumentFragment();
+  const copy = (from, to) => {
+    for (const node of from.childNodes) {
+      if (node.nodeType === Node.TEXT_NODE) {
+        to.append(document.createTextNode(node.textContent));
+      } else if (node.nodeType === Node.ELEMENT_NODE) {
+        const tag = node.tagName.toUpperCase();
+        if (DROPPED.has(tag)) continue;
+        if (!ALLOWED.has(tag)) {
+          copy(node, to); // unknown tag: keep its text
+          continue;
+        }
+        const element = document.createElement(tag.toLowerCase());
+        if (tag === "A") {
+          const href = node.getAttribute("href") || "";
+          if (/^https?:\/\//i.test(href)) {
+            element.href = href;
+            element.rel = "noopener noreferrer";
+            element.target = "_blank";
+          }
+        }
+        copy(node, element);
+        to.append(element);
+      }
+    }
+  };
+  copy(parsed.body, out);
+  return out;
+}
+
+// -- Views --------------------------------------------------------------------
+
+function notice(text) {
+  $("notice").textContent = text || "";
+}
+
+function showLogin(message) {
+  state.user = null;
+  closeStream();
+  $("menu").hidden = $("run").hidden = $("history").hidden = $("logout").hidden = true;
+  $("who").textContent = "";
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login").elements.user.focus();
+}
+
+function menuOrder(specs) {
+  // Core, plugin, custom; a divider between non-empty groups and where the config
+  // puts one, but never at the edge of a group or twice in a row.
+  const items = [];
+  for (const source of SOURCES) {
+    const group = [];
+    for (const spec of specs[source] || []) {
+      if (spec.action === "divider") {
+        if (group.length && group[group.length - 1].action !== "divider") group.push(spec);
+      } else {
+        group.push(spec);
+      }
+    }
+    while (group.length && group[group.length - 1].action === "divider") group.pop();
+    if (!group.length) continue;
+    if (items.length) items.push({ action: "divider", source });
+    items.push(...group);
+  }
+  return items;
+}
+
+function key(spec) {
+  return `${spec.source}/${spec.action}`;
+}
+
+function renderMenu() {
+  const list = $("commands");
+  list.replaceChildren();
+  for (const spec of state.commands) {
+    const li = document.createElement("li");
+    if (spec.action === "divider") {
+      li.className = "divider";
+      li.setAttribute("role", "separator");
+      list.append(li);
+      continue;
+    }
+    li.className = "command";
+    li.dataset.key = key(spec);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "run";
+    button.textContent = spec.name;
+    button.addEventListener("click", () => ask(spec));
+    const status = document.createElement("span");
+    status.className = "state";
+    status.setAttribute("aria-live", "polite");
+    li.append(button, status);
+    list.append(li);
+  }
+  $("empty").hidden = state.commands.length > 0;
+  for (const [k, run] of state.running) markRunning(k, run);
+}
+
+function commandItem(k) {
+  return document.querySelector(`li.command[data-key="${CSS.escape(k)}"]`);
+}
+
+function seconds(s) {
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s % 60)).padStart(2, "0")} s`;
+}
+
+function markRunning(k, run) {
+  const li = commandItem(k);
+  if (!li) return;
+  li.querySelector("button.run").disabled = true;
+  li.setAttribute("aria-busy", "true");
+  const status = li.querySelector(".state");
+  status.className = "state";
+  status.textContent = `running ${seconds(Math.max(0, Date.now() / 1000 - run.started))}`;
+}
+
+function markDone(k, run) {
+  const li = commandItem(k);
+  if (!li) return;
+  li.querySelector("button.run").disabled = false;
+  li.removeAttribute("aria-busy");
+  const status = li.querySelector(".state");
+  const good = run.state === "ok";
+  status.className = `state ${good ? "ok" : "bad"}`;
+  status.textContent = `${outcome(run)}${run.duration != null ? ` in ${seconds(run.duration)}` : ""}`;
+}
+
+function outcome(run) {
+  switch (run.state) {
+    case "ok": return "✓ done";
+    case "running": return "running";
+    case "timeout": return "✗ timed out";
+    case "killed": return "✗ killed";
+    case "interrupted": return "✗ interrupted by a server stop";
+    default:
+      if (run.signal != null) return `✗ ended by signal ${run.signal}`;
+      return `✗ failed with exit code ${run.returncode}`;
+  }
+}
+
+setInterval(() => {
+  for (const [k, run] of state.running) markRunning(k, run);
+  const shown = [...state.running.values()].find((r) => r.id === state.shown);
+  if (shown) $("run-state").textContent = `Running for ${seconds(Date.now() / 1000 - shown.started)}`;
+}, 1000);
+
+// -- Running a command ---------------------------------------------------------
+
+let asking = null; // the spec the dialog is open for
+
+function ask(spec) {
+  if (!spec.confirm && !spec.fresh_credentials) {
+    execute(spec);
+    return;
+  }
+  asking = spec;
+  $("confirm-title").textContent = spec.name;
+  $("confirm-text").replaceChildren(spec.confirm ? sanitized(spec.confirm) : "");
+  $("confirm-password-label").hidden = !spec.fresh_credentials;
+  $("confirm-password").required = !!spec.fresh_credentials;
+  $("confirm-password").value = "";
+  $("confirm-error").textContent = "";
+  $("confirm-ok").disabled = false;
+  $("confirm").showModal();
+  (spec.fresh_credentials ? $("confirm-password") : $("confirm-cancel")).focus();
+}
+
+$("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
+$("confirm").addEventListener("close", () => {
+  asking = null;
+});
+$("confirm-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const spec = asking;
+  if (!spec) return;
+  $("confirm-ok").disabled = true;
+  if (spec.fresh_credentials) {
+    try {
+      const { data } = await api("POST", "api/login", { user: state.user.name, pass: $("confirm-password").value });
+      state.user = data;
+    } catch (error) {
+      $("confirm-error").textContent = error.status === 403 ? "Wrong password" : error.message;
+      $("confirm-ok").disabled = false;
+      $("confirm-password").select();
+      return;
+    }
+  }
+  $("confirm").close("ok");
+  execute(spec);
+});
+
+async function execute(spec) {
+  const k = key(spec);
+  const li = commandItem(k);
+  if (li) li.querySelector("button.run").disabled = true;
+  notice("");
+  try {
+    const path = `api/system/commands/${encodeURIComponent(spec.source)}/${encodeURIComponent(spec.action)}`;
+    const { data } = await api("POST", path, undefined, { Prefer: "respond-async", "Idempotency-Key": randomKey() });
+    const run = { id: data.id, started: Date.now() / 1000, name: spec.name, key: k };
+    state.running.set(k, run);
+    markRunning(k, run);
+    follow(run.id, spec.name);
+  } catch (error) {
+    if (li) li.querySelector("button.run").disabled = false;
+    failed(error, spec);
+  }
+}
+
+function failed(error, spec) {
+  if (error.status === 403 && !error.message.includes("password")) {
+    return refreshUser().then((user) => (user ? notice(error.message) : showLogin("Your session has ended: log in again")));
+  }
+  const where = spec ? commandItem(key(spec)) : null;
+  if (where) {
+    const status = where.querySelector(".state");
+    status.className = "state bad";
+    status.textContent = `✗ ${error.message}`;
+  }
+  notice(`${spec ? spec.name + ": " : ""}${error.message}`);
+}
+
+// -- The output panel ----------------------------------------------------------
+
+function closeStream() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+}
+
+function appendOutput(stream, text) {
+  const pre = $("run-output");
+  const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  const span = document.createElement("span");
+  if (stream === "stderr") span.className = "stderr";
+  span.textContent = text;
+  pre.append(span);
+  while (pre.textContent.length > OUTPUT_LIMIT && pre.firstChild && pre.childNodes.length > 1) pre.firstChild.remove();
+  if (atBottom) pre.scrollTop = pre.scrollHeight;
+}
+
+function follow(id, name) {
+  closeStream();
+  state.shown = id;
+  $("run").hidden = false;
+  $("run-title").textContent = name;
+  $("run-state").className = "";
+  $("run-state").textContent = "Starting…";
+  $("run-output").replaceChildren();
+  $("kill").hidden = false;
+  $("kill").disabled = false;
+  const source = new EventSource(`api/runs/${id}/events`);
+  state.stream = source;
+  source.addEventListener("start", (event) => {
+    const start = JSON.parse(event.data);
+    const run = [...state.running.values()].find((r) => r.id === id);
+    if (run) run.started = start.started;
+  });
+  source.addEventListener("output", (event) => {
+    const { stream, text } = JSON.parse(event.data);
+    appendOutput(stream, text);
+  });
+  source.addEventListener("end", (event) => {
+    source.close();
+    if (state.stream === source) state.stream = null;
+    finished(JSON.parse(event.data));
+  });
+  source.onerror = () => {
+    // The stream broke before its end (server restart, network): read the run instead.
+    source.close();
+    if (state.stream === source) state.stream = null;
+    setTimeout(() => show(id), 1000);
+  };
+}
+
+function finished(run) {
+  for (const [k, r] of state.running) {
+    if (r.id === run.id) {
+      state.running.delete(k);
+      markDone(k, run);
+    }
+  }
+  if (state.shown === run.id) {
+    $("kill").hidden = true;
+    $("run-state").className = run.state === "ok" ? "ok" : "bad";
+    $("run-state").textContent = `${outcome(run)}${run.duration != null ? ` in ${seconds(run.duration)}` : ""}`;
+  }
+  loadHistory();
+}
+
+async function show(id) {
+  try {
+    const { data: run } = await api("GET", `api/runs/${id}`);
+    if (run.state === "running") {
+      follow(id, run.name);
+      return;
+    }
+    closeStream();
+    state.shown = id;
+    $("run").hidden = false;
+    $("run-title").textContent = run.name;
+    $("run-output").replaceChildren();
+    if (run.stdout) appendOutput("stdout", run.stdout);
+    if (run.stderr) appendOutput("stderr", run.stderr);
+    finished(run);
+  } catch (error) {
+    failed(error);
+  }
+}
+
+$("kill").addEventListener("click", async () => {
+  const id = state.shown;
+  $("kill").disabled = true;
+  try {
+    await api("POST", `api/runs/${id}/kill`);
+    const stillRunning = [...state.running.values()].some((r) => r.id === id);
+    if (stillRunning && state.shown === id) $("run-state").textContent = "Killing…";
+  } catch (error) {
+    $("kill").disabled = false;
+    failed(error);
+  }
+});
+
+async function loadHistory() {
+  try {
+    const { data } = await api("GET", "api/runs?limit=10");
+    const list = $("runs");
+    list.replaceChildren();
+    for (const run of data.runs) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      const name = document.createElement("span");
+      name.textContent = run.name;
+      const what = document.createElement("span");
+      what.className = run.state === "ok" ? "ok" : run.state === "running" ? "" : "bad";
+      what.textContent = outcome(run);
+      const when = document.createElement("time");
+      when.dateTime = new Date(run.started * 1000).toISOString();
+      when.textContent = new Date(run.started * 1000).toLocaleString();
+      button.append(name, what, when);
+      button.addEventListener("click", () => show(run.id));
+      li.append(button);
+      list.append(li);
+    }
+    $("history").hidden = data.runs.length === 0;
+  } catch (error) {
+    if (error.status !== 403) notice(error.message);
+  }
+}
+
+// -- Start --------------------------------------------------------------------
+
+async function refreshUser() {
+  const { data } = await api("GET", "api/currentuser");
+  return data && data.name ? data : null;
+}
+
+async function loadMenu() {
+  $("login").hidden = true;
+  $("who").textContent = state.user.name;
+  $("logout").hidden = false;
+  try {
+    const [{ data: specs }, { data: running }] = await Promise.all([
+      api("GET", "api/system/commands"),
+      api("GET", "api/runs?state=running&limit=100"),
+    ]);
+    state.commands = menuOrder(specs);
+    state.running.clear();
+    for (const run of running.runs) state.running.set(`${run.source}/${run.action}`, { id: run.id, started: run.started });
+    $("menu").hidden = false;
+    renderMenu();
+    const latest = running.runs[0];
+    if (latest) follow(latest.id, latest.name);
+    loadHistory();
+  } catch (error) {
+    if (error.status === 403) {
+      notice("Your user may not run system commands.");
+    } else {
+      notice(error.message);
+    }
+  }
+}
+
+$("login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const button = form.querySelector("button");
+  button.disabled = true;
+  try {
+    const { data } = await api("POST", "api/login", { user: form.elements.user.value, pass: form.elements.pass.value });
+    state.user = data;
+    form.reset();
+    await loadMenu();
+  } catch (error) {
+    $("login-error").textContent = error.message;
+    form.elements.pass.select();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "api/logout");
+  } catch (error) {
+    if (error.status !== 403) return notice(error.message);
+  }
+  notice("");
+  showLogin();
+});
+
+(async () => {
+  try {
+    state.user = await refreshUser();
+  } catch (error) {
+    notice(error.message);
+  }
+  if (state.user) await loadMenu();
+  else showLogin();
+})();
