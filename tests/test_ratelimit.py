@@ -94,6 +94,28 @@ async def test_client_written_forwarded_for_entries_behind_a_proxy_are_not_belie
     assert env.store.list_runs()[0]["client"] == "203.0.113.51"
 
 
+def test_ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() -> None:
+    limiter = FailureLimiter(limit=3, window=60)
+    for i in range(3):  # a fresh address from the same /64 for every guess
+        limiter.fail(f"2001:db8:1:2::{i + 1:x}")
+    assert limiter.retry_after("2001:db8:1:2:ffff::9") > 0
+    assert limiter.retry_after("2001:db8:1:3::1") == 0  # the next /64 is someone else
+    for _ in range(3):
+        limiter.fail("::ffff:192.0.2.7")
+    assert limiter.retry_after("192.0.2.7") > 0
+    assert limiter.retry_after("192.0.2.8") == 0
+
+
+async def test_ipv6_client_rotating_addresses_behind_a_proxy_gets_429(env: Env) -> None:
+    for i in range(10):
+        forwarded = {"X-Forwarded-For": f"2001:db8:aa:bb::{i + 1:x}", "X-Api-Key": "guess"}
+        assert (await env.client.get(URL, headers=forwarded)).status_code == 403
+    r = await env.client.get(URL, headers={"X-Forwarded-For": "2001:db8:aa:bb::abcd"} | env.auth())
+    assert r.status_code == 429
+    r = await env.client.get(URL, headers={"X-Forwarded-For": "2001:db8:aa:cc::1"} | env.auth())
+    assert r.status_code == 200
+
+
 async def test_no_key_is_not_counted(env: Env) -> None:
     for _ in range(20):
         assert (await env.client.get(URL)).status_code == 403
