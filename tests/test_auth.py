@@ -2,22 +2,50 @@
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+from pathlib import Path
 
-from tests.conftest import Env
+import pytest
+from starlette.routing import Route
+
+from sysmenu.app import create_app
+from sysmenu.auth import FORBIDDEN
+from sysmenu.config import parse
+from sysmenu.store import Store
+from tests.conftest import CONFIG, Env
 
 pytestmark = pytest.mark.anyio
 
+# Every route that needs the SYSTEM permission (test_every_route_is_classified keeps this complete).
 PROTECTED = [
     ("GET", "/api/system/commands"),
     ("GET", "/api/system/commands/core"),
+    ("GET", "/api/system/commands/custom"),
     ("POST", "/api/system/commands/custom/hello"),
     ("POST", "/api/system"),
+    ("GET", "/api/status"),
     ("GET", "/api/runs"),
     ("GET", "/api/runs/1"),
     ("POST", "/api/runs/1/kill"),
     ("GET", "/api/runs/1/events"),
 ]
+# Routes any valid key may call (OctoPrint's: clients call them first, with any key).
+ANY_KEY = [("GET", "/api/version"), ("GET", "/api/server"), ("POST", "/api/logout")]
+# Routes without authentication: the OpenAPI document describes the API, not the config;
+# the page logs in (password guessing is limited) and asks who it is.
+PUBLIC = [("GET", "/api/openapi.json"), ("GET", "/api/currentuser"), ("POST", "/api/login")]
+
+
+async def test_every_route_is_classified(tmp_path: Path) -> None:
+    """A new API route must be added to one of the lists above, so the tests below cover it."""
+    store = Store(tmp_path / "sysmenu.db")
+    app = create_app(parse(CONFIG, "test.yaml"), store)
+    store.close()
+    known = {path.replace("/1", "/{run_id:int}") for _, path in PROTECTED + ANY_KEY + PUBLIC}
+    known |= {p.replace("/core", "/{source}").replace("/custom/hello", "/{source}/{action}") for p in known}
+    routes = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
+    assert routes, "no routes found"
+    assert routes <= known, f"routes not classified as protected, any-key or public: {routes - known}"
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -67,6 +95,53 @@ async def test_user_without_system_is_403(env: Env, method: str, path: str) -> N
     r = await env.client.request(method, path, headers={"X-Api-Key": env.user_key})
     assert r.status_code == 403
     assert env.store.list_runs() == []
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY)
+async def test_revoked_key_is_403_on_every_endpoint(env: Env, method: str, path: str) -> None:
+    key = env.store.create_key("admin", "soon revoked")
+    other = Store(env.tmp / "sysmenu.db")  # revoked by another process (the CLI)
+    other.revoke_key(key[:8])
+    other.close()
+    r = await env.client.request(method, path, headers={"X-Api-Key": key})
+    assert r.status_code == 403
+    assert r.json() == {"error": FORBIDDEN}
+    assert env.store.list_runs() == []
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY)
+async def test_refusals_look_alike(env: Env, method: str, path: str) -> None:
+    """No key, a wrong key and a key without the permission get the same answer:
+    a caller learns nothing about which keys exist."""
+    bodies = set()
+    for headers in ({}, {"X-Api-Key": "x" * 43}, {"Authorization": "Bearer " + "y" * 43}):
+        r = await env.client.request(method, path, headers=headers)
+        assert r.status_code == 403
+        bodies.add((r.text, r.headers["content-type"]))
+    if (method, path) in PROTECTED:
+        r = await env.client.request(method, path, headers={"X-Api-Key": env.user_key})
+        bodies.add((r.text, r.headers["content-type"]))
+    assert bodies == {(f'{{"error": "{FORBIDDEN}"}}', "application/json")}
+
+
+@pytest.mark.parametrize(("method", "path"), ANY_KEY)
+async def test_any_key_endpoints_refuse_no_wrong_and_revoked_keys(env: Env, method: str, path: str) -> None:
+    assert (await env.client.request(method, path)).status_code == 403
+    assert (await env.client.request(method, path, headers={"X-Api-Key": "nope"})).status_code == 403
+    r = await env.client.request(method, path, headers={"X-Api-Key": env.user_key})
+    assert r.status_code in (200, 204)
+    env.store.revoke_key(env.user_key[:8])
+    assert (await env.client.request(method, path, headers={"X-Api-Key": env.user_key})).status_code == 403
+
+
+@pytest.mark.parametrize(("method", "path"), PUBLIC)
+async def test_public_endpoints_need_no_key_and_reveal_no_config(env: Env, method: str, path: str) -> None:
+    for headers in ({}, {"X-Api-Key": "wrong"}, env.auth()):
+        r = await env.client.request(method, path, headers=headers)
+        assert r.status_code not in (401, 403) and r.status_code < 500, (headers, r.status_code)
+        # neither the configured commands' names nor their command lines
+        for secret in ("hello", "echo", "Say hello", "exit 7", "sleep 0.2"):
+            assert secret not in r.text, secret
 
 
 async def test_key_in_header_bearer_and_query(env: Env) -> None:
@@ -127,3 +202,24 @@ async def test_version_needs_a_valid_key(env: Env) -> None:
     body = r.json()
     assert set(body) == {"api", "server", "text"}
     assert body["api"] == "0.1"
+
+
+def test_keys_and_passwords_are_stored_hashed_in_a_private_directory(tmp_path: Path) -> None:
+    from sysmenu.passwords import hash_password, verify_password
+
+    data = tmp_path / "state"
+    store = Store(data / "sysmenu.db")
+    store.add_user("carol", ["admins"], hash_password("correct horse"))
+    key = store.create_key("carol")
+    store.close()
+    assert data.stat().st_mode & 0o777 == 0o700
+    raw = b"".join(p.read_bytes() for p in data.iterdir())  # the database, its WAL and index
+    assert key.encode() not in raw
+    assert b"correct horse" not in raw
+    assert hashlib.sha256(key.encode()).hexdigest().encode() in raw
+    store = Store(data / "sysmenu.db")
+    stored = store.password_hash("carol")
+    assert stored is not None and stored.startswith("$argon2")
+    assert verify_password(stored, "correct horse") and not verify_password(stored, "wrong")
+    assert store.user_for_key(key) is not None
+    store.close()

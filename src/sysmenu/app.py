@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -168,6 +168,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(error_body(str(exc.detail)), exc.status_code, exc.headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body (or was cut off as too slow): nobody reads this.
+    log.debug("client left during %s %s", request.method, request.url.path)
+    return json_response(error_body("Client disconnected"), 400)
+
+
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return json_response(error_body("Internal server error"), 500)
@@ -215,6 +221,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         exception_handlers={
             SysmenuError: _sysmenu_error,
             HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
             Exception: _internal_error,
         },
         lifespan=lifespan,

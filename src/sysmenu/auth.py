@@ -68,24 +68,31 @@ def check_csrf(request: Request, identity: Identity) -> bool:
     return hmac.compare_digest(token.encode("utf-8", "replace"), identity.session.csrf.encode())
 
 
+AMBIGUOUS = "\x00ambiguous"  # never matches a key: NUL is not in any key
+
+
+def _single(values: list[str]) -> str | None:
+    """The value of a field that may be repeated; copies that disagree believe none."""
+    if len(set(values)) > 1:
+        return AMBIGUOUS
+    return values[0] if values else None
+
+
 def presented_key(request: Request) -> str | None:
     """The API key of a request, in OctoPrint's order: the ``apikey`` query parameter, then
     ``X-Api-Key``, then an ``Authorization: Bearer`` token. The first one present is the key,
-    even when it is wrong and a later one is right."""
-    in_query = request.query_params.getlist("apikey")
-    if len(set(in_query)) > 1:
-        return "\x00ambiguous"
-    if in_query and in_query[0]:
-        return in_query[0]
-    keys = request.headers.getlist("x-api-key")
-    if len(set(keys)) > 1:
-        return "\x00ambiguous"  # disagreeing duplicates: no key is believed (never matches)
-    key = keys[0] if keys else None
+    even when it is wrong and a later one is right; a place holding disagreeing copies
+    (duplicated parameters, headers or bearer tokens) presents no valid key."""
+    key = _single(request.query_params.getlist("apikey"))
     if not key:
-        authorization = request.headers.get("authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            key = token.strip()
+        key = _single(request.headers.getlist("x-api-key"))
+    if not key:
+        tokens = []
+        for authorization in request.headers.getlist("authorization"):
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                tokens.append(token.strip())
+        key = _single(tokens)
     return key or None
 
 
@@ -137,11 +144,24 @@ class Proxies:
         return any(address in net for net in self.networks)
 
     def client(self, request: Request) -> str | None:
+        """The client's address: the peer's, or behind trusted proxies the nearest
+        address in X-Forwarded-For that is not a trusted proxy. Entries left of it
+        were written by the client itself (a proxy appends to what it received), so
+        believing the leftmost would let a client pick its own address for the
+        key-failure limit and the audit log."""
         peer = request.client.host if request.client else None
         if self.trusts(peer):
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip() or peer
+            hops = [
+                hop.strip()
+                for value in request.headers.getlist("x-forwarded-for")
+                for hop in value.split(",")
+                if hop.strip()
+            ]
+            for hop in reversed(hops):
+                if not self.trusts(hop):
+                    return hop
+            if hops:
+                return hops[0]
         return peer
 
     def base_url(self, request: Request) -> str:

@@ -32,7 +32,7 @@ def _refusal(status: str, message: str) -> bytes:
 
 
 class _GuardedHttpTools(HttpToolsProtocol):
-    """Header deadline and size bound per connection.
+    """Deadline for a request's headers and body, and a bound on the headers' size.
 
     The deadline is a timestamp checked by one sweep for all connections a few
     times per timeout, not a timer armed and cancelled per request: that cost a
@@ -70,9 +70,12 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.write(_refusal("408 Request Timeout", "Request headers took too long"))
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_refusal("408 Request Timeout", "Request took too long to send"))
+        self.transport.close()
 
     def _count(self, size: int) -> bool:
         self._header_bytes += size
@@ -99,15 +102,22 @@ class _GuardedHttpTools(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._deadline = None
+        # The deadline stands until the body is in too (on_message_complete):
+        # a body trickled in a byte at a time must not hold the connection either.
         if self.transport.is_closing():
             return
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._deadline = None
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # Idle keep-alive connections are closed by uvicorn's keep-alive timeout.
-        self._deadline = None
+        # Idle keep-alive connections are closed by uvicorn's keep-alive timeout; a
+        # body still arriving after the answer (the app did not read it) stays timed.
+        if not self.cycle.more_body:
+            self._deadline = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline = None

@@ -63,6 +63,12 @@ def request(server: Server, target: str, method: str = "POST", extra: str = "") 
         "/api/system/commands/custom%2Fhello",
         "/api/system/commands/custom/hello/.",
         "/api/system/commands/../../../../etc/passwd",
+        "/API/System/Commands/custom/hello",
+        "/api/system/commands/custom/hello.",
+        "/api/system/commands/custom/hello/",
+        "/api/system/commands\\custom\\hello",
+        "/api/system/commands/custom/%2E%2E/custom/hello",
+        "/api/runs/1/../../system/commands/custom/hello",
     ],
 )
 def test_raw_path_tricks_run_nothing(server: Server, tmp_path: Path, target: str) -> None:
@@ -93,6 +99,48 @@ def test_slowloris_is_cut_off(server: Server) -> None:
     assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
 
 
+def test_slow_body_is_cut_off(server: Server, tmp_path: Path) -> None:
+    """Headers at once, then the body a byte at a time ("R.U.D.Y."): uvicorn put no bound
+    on it, so such clients held connections forever. The header timeout now covers the body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        start = time.monotonic()
+        sock.sendall(
+            b"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        closed_after = None
+        for _ in range(40):  # one byte every 0.25 s: 10 s, never reaching 100 bytes
+            try:
+                sock.sendall(b" ")
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - start
+                break
+            time.sleep(0.25)
+        if closed_after is None:
+            data = sock.recv(4096)
+            closed_after = time.monotonic() - start
+            assert data.startswith(b"HTTP/1.1 408"), data
+        assert closed_after < 6, closed_after
+    assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
+    time.sleep(0.2)
+    assert "Traceback" not in server.output()
+
+
+def test_complete_body_sent_in_pieces_within_the_timeout_is_served(server: Server, tmp_path: Path) -> None:
+    body = b'{"action": "hello"}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        for i in range(0, len(body), 5):
+            sock.sendall(body[i : i + 5])
+            time.sleep(0.05)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 204")
+    assert (tmp_path / "hello").exists()
+
+
 def test_idle_connection_without_a_byte_is_closed(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         start = time.monotonic()
@@ -107,6 +155,46 @@ def test_huge_headers_get_431(server: Server) -> None:
     assert b'{"error": "Request headers are too large"}' in answer
     answer = exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+
+
+def test_many_small_headers_and_a_huge_key_get_431(server: Server, tmp_path: Path) -> None:
+    many = "".join(f"X-H{i}: {'v' * 20}\r\n" for i in range(1000))
+    answer = request(server, "/api/system/commands/custom/hello", extra=many)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    head = f"POST /api/system/commands/custom/hello HTTP/1.1\r\nHost: x\r\nX-Api-Key: {'k' * 100_000}\r\n\r\n"
+    answer = exchange(server, head.encode())
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert not (tmp_path / "hello").exists()
+
+
+def test_chunked_body_without_length_gets_413(server: Server, tmp_path: Path) -> None:
+    head = (
+        f"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    chunk = b"x" * 32768
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
+    answer = exchange(server, head.encode() + body)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    assert not (tmp_path / "hello").exists()
+
+
+def test_real_server_sends_no_cors_headers(server: Server) -> None:
+    for method, extra in [
+        ("GET", "Origin: http://evil.example\r\n"),
+        ("OPTIONS", "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n"),
+        ("POST", "Origin: null\r\n"),
+    ]:
+        answer = request(server, "/api/system/commands", method, extra)
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 "), answer[:100]
+        assert b"access-control-" not in head, head
+
+
+def test_method_override_header_does_not_run_a_get(server: Server, tmp_path: Path) -> None:
+    answer = request(server, "/api/system/commands/custom/hello", "GET", "X-HTTP-Method-Override: POST\r\n")
+    assert answer.startswith(b"HTTP/1.1 405"), answer[:100]
+    assert not (tmp_path / "hello").exists()
 
 
 def test_huge_body_gets_413_json(server: Server, tmp_path: Path) -> None:
