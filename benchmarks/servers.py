@@ -155,7 +155,7 @@ def floor_server(workdir: Path, body: bytes) -> Server:
     argv = [
         sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app",
         "--host", "127.0.0.1", "--port", str(port),
-        "--http", "httptools", "--loop", "auto", "--lifespan", "on",
+        "--http", "httptools", "--ws", "none", "--loop", "auto", "--lifespan", "on",
         "--no-access-log", "--no-server-header", "--log-level", "warning",
     ]  # fmt: skip
     env = {"SYSMENU_BENCH_FLOOR_BODY": str(body_file), "PYTHONPATH": str(REPO)}

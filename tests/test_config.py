@@ -153,12 +153,79 @@ def test_per_command_settings() -> None:
 
 
 def test_every_config_key_is_documented_in_readme() -> None:
-    from sysmenu.config import Action, ServerCommands, Settings
+    from sysmenu.config import ACTION_KEYS, SERVER_COMMAND_KEYS, SETTINGS_KEYS
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for name in Settings.model_fields:
+    for name in SETTINGS_KEYS:
         assert f"`sysmenu.{name}`" in readme, name
-    for name, field in Action.model_fields.items():
-        assert f"`{field.alias or name}`" in readme, name
-    for name in ServerCommands.model_fields:
+    for name in ACTION_KEYS:
+        assert f"`{name}`" in readme, name
+    for name in SERVER_COMMAND_KEYS:
         assert f"`server.commands.{name}`" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("snippet", "attribute", "value"),
+    [
+        ("async: yes", "is_async", True),  # YAML 1.2 reads yes as a string; OctoPrint files use it
+        ("async: 'off'", "is_async", False),
+        ("ignore: 1", "ignore", True),
+        ("timeout: '2.5'", "timeout", 2.5),
+        ("timeout: 3", "timeout", 3.0),
+        ("concurrency: '4'", "concurrency", 4),
+        ("concurrency: 2.0", "concurrency", 2),
+        ("confirm: false", "confirm", None),
+        ("name: null", "name", None),
+    ],
+)
+def test_values_are_read_as_octoprint_files_write_them(snippet: str, attribute: str, value: object) -> None:
+    (action,) = parse(f"system:\n  actions:\n  - action: a\n    {snippet}\n").system.actions
+    assert getattr(action, attribute) == value
+    assert type(getattr(action, attribute)) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("timeout: .inf", "timeout = inf: Input should be a finite number"),
+        ("timeout: .nan", "Input should be a finite number"),
+        ("timeout: true", "timeout = True: Input should be a valid number"),
+        ("concurrency: 2.5", "concurrency = 2.5: Input should be a valid integer"),
+        ("concurrency: [1]", "concurrency = [1]: Input should be a valid integer"),
+        ("ignore: 2", "ignore = 2: Input should be a valid boolean"),
+        ("name: 5", "name = 5: Input should be a valid string"),
+        ("confirm: true", "confirm = True: Input should be a valid string"),
+        ("action: '  '", "action = '  ': String should have at least 1 character"),
+    ],
+)
+def test_action_values_that_do_not_fit(snippet: str, message: str) -> None:
+    text = f"system:\n  actions:\n  - action: a\n    {snippet}\n"
+    if snippet.startswith("action:"):
+        text = f"system:\n  actions:\n  - {snippet}\n"
+    assert error_of(text).endswith(message)
+    assert ", line " in error_of(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sysmenu:\n  log_level: loud\n", "Input should be 'debug', 'info', 'warning' or 'error'"),
+        ("sysmenu:\n  port: 70000\n", "sysmenu.port = 70000: Input should be less than or equal to 65535"),
+        ("sysmenu:\n  port: null\n", "sysmenu.port = None: Input should be a valid integer"),
+        ("sysmenu:\n  host: ' '\n", "sysmenu.host = ' '"),
+        ("sysmenu:\n  trusted_proxies: 10.0.0.1\n", "Input should be a valid list"),
+        ("sysmenu: [1]\n", "sysmenu = [1]: Input should be a valid dictionary"),
+        ("server:\n  commands: 5\n", "server.commands = 5: Input should be a valid dictionary"),
+        ("system:\n  actions:\n  -\n", "system.actions.0 = None: Input should be a valid dictionary"),
+        ("system:\n  actions:\n  - 7\n", "system.actions.0 = 7: Input should be a valid dictionary"),
+    ],
+)
+def test_sections_that_do_not_fit(text: str, message: str) -> None:
+    assert message in error_of(text)
+
+
+def test_octoprint_sections_ignore_unknown_keys_and_nulls() -> None:
+    text = "server:\n  host: 0.0.0.0\n  commands:\n    systemShutdownCommand: null\n    foo: 1\n"
+    config = parse(text + "webcam:\n  stream: x\n")
+    assert config.server.commands.systemShutdownCommand is None
+    assert config.sysmenu.host == "127.0.0.1"  # server.host is OctoPrint's, not ours

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import auth
 from .api import SystemApi, json_response
 from .catalogue import Catalogue
-from .config import Config
+from .config import Config, replace
 from .errors import Forbidden, PayloadTooLarge, SysmenuError, error_body
 from .ratelimit import FailureLimiter
 from .reload import ConfigState, ConfigWatcher
@@ -58,8 +58,8 @@ class Sysmenu:
         changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
         if changed:
             log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
-        settings = config.sysmenu.model_copy(update=fixed)
-        self.config = config.model_copy(update={"sysmenu": settings})
+        settings = replace(config.sysmenu, **fixed)
+        self.config = replace(config, sysmenu=settings)
         self.catalogue = Catalogue(self.config)
         self.runner.default_timeout = settings.default_timeout
         self.runner.kill_grace = settings.kill_grace

@@ -8,122 +8,203 @@ key path, the line and the value.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
 DEFAULT_PORT = 5000
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# Validation is a few plain functions rather than a schema library: the sections are
+# small, and the server's memory and start-up time are worth more (pydantic alone
+# was a third of the resident memory).
 
 
-class _Strict(BaseModel):
-    """Our own sections: unknown keys are errors (they are typos)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class _Invalid(Exception):
+    """A value that does not fit; the message says why (the caller adds where)."""
 
 
-class _Lenient(BaseModel):
-    """OctoPrint's sections: keys sysmenu does not use are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_is_default(cls, data: Any) -> Any:
-        # YAML writes an empty section as null (`server:` with nothing under it).
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
+Check = Callable[[Any], Any]
 
 
-class ServerCommands(_Lenient):
+def _optional(check: Check) -> Check:
+    return lambda value: None if value is None else check(value)
+
+
+def _string(min_length: int = 0) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Invalid("Input should be a valid string")
+        if len(value.strip()) < min_length:
+            raise _Invalid(f"String should have at least {min_length} character")
+        return value
+
+    return check
+
+
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+_FALSE = {"false", "no", "off", "0", "n", "f"}
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Invalid("Input should be a valid boolean")
+
+
+def _number(
+    integer: bool = False, gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> Check:
+    kind = "integer" if integer else "number"
+
+    def check(value: Any) -> float | int:
+        if isinstance(value, bool):
+            raise _Invalid(f"Input should be a valid {kind}")
+        number: float | int
+        if isinstance(value, int | float):
+            number = value
+        elif isinstance(value, str):
+            try:
+                number = int(value.strip()) if integer else float(value.strip())
+            except ValueError:
+                raise _Invalid(f"Input should be a valid {kind}") from None
+        else:
+            raise _Invalid(f"Input should be a valid {kind}")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise _Invalid(f"Input should be a finite {kind}")
+        if integer:
+            if number != int(number):
+                raise _Invalid("Input should be a valid integer")
+            number = int(number)
+        else:
+            number = float(number)
+        if gt is not None and not number > gt:
+            raise _Invalid(f"Input should be greater than {gt:g}")
+        if ge is not None and not number >= ge:
+            raise _Invalid(f"Input should be greater than or equal to {ge:g}")
+        if le is not None and not number <= le:
+            raise _Invalid(f"Input should be less than or equal to {le:g}")
+        return number
+
+    return check
+
+
+def _choice(*choices: str) -> Check:
+    def check(value: Any) -> str:
+        if value not in choices:
+            names = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+            raise _Invalid(f"Input should be {names}")
+        return str(value)
+
+    return check
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise _Invalid("Input should be a valid path")
+    return Path(value)
+
+
+def _networks(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _Invalid("Input should be a valid list")
+    for item in value:
+        if not isinstance(item, str):
+            raise _Invalid(f"not an IP address or network: {item!r}")
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise _Invalid(f"not an IP address or network: {item!r}") from None
+    return list(value)
+
+
+def _host(value: Any) -> str:
+    host: str = _string(1)(value)
+    return host
+
+
+def _confirm(value: Any) -> str | None:
+    # OctoPrint configs write `confirm: false` to mean "no confirmation".
+    if value is False or value is None:
+        return None
+    text: str = _string()(value)
+    return text
+
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ServerCommands:
     systemShutdownCommand: str | None = None
     systemRestartCommand: str | None = None
     serverRestartCommand: str | None = None
 
 
-class ServerSection(_Lenient):
+@dataclass(frozen=True)
+class ServerSection:
     commands: ServerCommands = ServerCommands()
 
 
-class Action(_Strict):
+@dataclass(frozen=True)
+class Action:
     """One entry of ``system.actions`` (OctoPrint's keys plus sysmenu's)."""
 
-    action: str = Field(min_length=1)
+    action: str
     name: str | None = None
     command: str | None = None
     confirm: str | None = None
-    is_async: bool = Field(False, alias="async")
+    is_async: bool = False
     ignore: bool = False
     debug: bool = False  # OctoPrint's: log the command line; sysmenu records every run anyway
     # sysmenu's own per-command settings
-    timeout: float | None = Field(None, gt=0)
-    concurrency: int = Field(1, ge=1)
+    timeout: float | None = None
+    concurrency: int = 1
     queue: bool = False
     fresh_credentials: bool = False
 
-    @field_validator("confirm", mode="before")
-    @classmethod
-    def _confirm_false_is_none(cls, value: Any) -> Any:
-        # OctoPrint configs write `confirm: false` to mean "no confirmation".
-        if value is False:
-            return None
-        return value
+
+@dataclass(frozen=True)
+class SystemSection:
+    actions: list[Action] = field(default_factory=list)
 
 
-class SystemSection(_Lenient):
-    actions: list[Action] = []
-
-
-class Settings(_Strict):
+@dataclass(frozen=True)
+class Settings:
     """The ``sysmenu:`` section: sysmenu's own settings."""
 
     host: str = "127.0.0.1"
-    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    port: int = DEFAULT_PORT
     data_dir: Path | None = None
-    default_timeout: float = Field(300.0, gt=0)
-    kill_grace: float = Field(5.0, ge=0)
-    output_limit: int = Field(1_048_576, ge=1024)
-    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    reload_interval: float = Field(2.0, ge=0)
-    header_timeout: float = Field(10.0, gt=0)
-    max_header_bytes: int = Field(32768, ge=1024)
-    max_connections: int = Field(256, ge=1)
-    key_failure_limit: int = Field(10, ge=1)
-    key_failure_window: float = Field(60.0, gt=0)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ipaddress.ip_network(item, strict=False)
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("host must not be empty")
-        return value
+    default_timeout: float = 300.0
+    kill_grace: float = 5.0
+    output_limit: int = 1_048_576
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    log_level: str = "info"
+    reload_interval: float = 2.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 32768
+    max_connections: int = 256
+    key_failure_limit: int = 10
+    key_failure_window: float = 60.0
 
 
-class Config(_Lenient):
+@dataclass(frozen=True)
+class Config:
     server: ServerSection = ServerSection()
     system: SystemSection = SystemSection()
     sysmenu: Settings = Settings()
-    source: str = Field("<built-in>", exclude=True)
+    source: str = "<built-in>"
 
     def data_dir(self) -> Path:
         """Where state lives: the configured dir, else the per-user data dir."""
@@ -131,6 +212,126 @@ class Config(_Lenient):
             return self.sysmenu.data_dir.expanduser()
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "sysmenu"
+
+
+_T = TypeVar("_T", Config, Settings)
+
+
+def replace(obj: _T, **changes: Any) -> _T:
+    """A copy of a config object with `changes` (they are frozen)."""
+    return dataclasses.replace(obj, **changes)
+
+
+# key in the file -> (attribute, check); a default of _REQUIRED makes the key required
+SERVER_COMMAND_KEYS: dict[str, tuple[str, Check]] = {
+    name: (name, _optional(_string())) for name in ServerCommands.__dataclass_fields__
+}
+ACTION_KEYS: dict[str, tuple[str, Check]] = {
+    "action": ("action", _string(1)),
+    "name": ("name", _optional(_string())),
+    "command": ("command", _optional(_string())),
+    "confirm": ("confirm", _confirm),
+    "async": ("is_async", _bool),
+    "ignore": ("ignore", _bool),
+    "debug": ("debug", _bool),
+    "timeout": ("timeout", _optional(_number(gt=0))),
+    "concurrency": ("concurrency", _number(integer=True, ge=1)),
+    "queue": ("queue", _bool),
+    "fresh_credentials": ("fresh_credentials", _bool),
+}
+SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
+    "host": ("host", _host),
+    "port": ("port", _number(integer=True, ge=1, le=65535)),
+    "data_dir": ("data_dir", _optional(_path)),
+    "default_timeout": ("default_timeout", _number(gt=0)),
+    "kill_grace": ("kill_grace", _number(ge=0)),
+    "output_limit": ("output_limit", _number(integer=True, ge=1024)),
+    "trusted_proxies": ("trusted_proxies", _networks),
+    "log_level": ("log_level", _choice(*LOG_LEVELS)),
+    "reload_interval": ("reload_interval", _number(ge=0)),
+    "header_timeout": ("header_timeout", _number(gt=0)),
+    "max_header_bytes": ("max_header_bytes", _number(integer=True, ge=1024)),
+    "max_connections": ("max_connections", _number(integer=True, ge=1)),
+    "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
+    "key_failure_window": ("key_failure_window", _number(gt=0)),
+}
+assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
+assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
+
+Loc = tuple[int | str, ...]
+Problem = tuple[Loc, str, bool]  # where, what, whether it is an unknown key
+
+
+class _Validator:
+    """Collects every problem of a file, not only the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def mapping(self, value: Any, loc: Loc) -> dict[Any, Any] | None:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problems.append((loc, "Input should be a valid dictionary", False))
+            return None
+        return value
+
+    def fields(
+        self,
+        data: dict[Any, Any],
+        loc: Loc,
+        keys: dict[str, tuple[str, Check]],
+        strict: bool,
+        required: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """The checked values of `data` by attribute. Strict: unknown keys are errors
+        (typos in sysmenu's own sections); lenient: ignored, and null means default
+        (OctoPrint's sections, where YAML writes an empty value as null)."""
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in keys:
+                if strict:
+                    self.problems.append(((*loc, str(key)), "unknown key", True))
+                continue
+            if value is None and not strict:
+                continue
+            attribute, check = keys[key]
+            try:
+                values[attribute] = check(value)
+            except _Invalid as exc:
+                self.problems.append(((*loc, key), str(exc), False))
+        for key in required:
+            if key not in data:
+                self.problems.append(((*loc, key), "Field required", False))
+        return values
+
+    def config(self, data: dict[Any, Any]) -> Config:
+        server = self.mapping(data.get("server"), ("server",)) or {}
+        commands = self.mapping(server.get("commands"), ("server", "commands")) or {}
+        server_commands = ServerCommands(
+            **self.fields(commands, ("server", "commands"), SERVER_COMMAND_KEYS, strict=False)
+        )
+        system = self.mapping(data.get("system"), ("system",)) or {}
+        actions: list[Action] = []
+        raw_actions = system.get("actions")
+        if raw_actions is not None and not isinstance(raw_actions, list):
+            self.problems.append((("system", "actions"), "Input should be a valid list", False))
+        for index, entry in enumerate(raw_actions or []):
+            loc: Loc = ("system", "actions", index)
+            mapping = self.mapping(entry, loc) if entry is not None else None
+            if mapping is None:
+                if entry is None:
+                    self.problems.append((loc, "Input should be a valid dictionary", False))
+                continue
+            values = self.fields(mapping, loc, ACTION_KEYS, strict=True, required=("action",))
+            if "action" in values:
+                actions.append(Action(**values))
+        settings = self.mapping(data.get("sysmenu"), ("sysmenu",)) or {}
+        return Config(
+            server=ServerSection(server_commands),
+            system=SystemSection(actions),
+            sysmenu=Settings(**self.fields(settings, ("sysmenu",), SETTINGS_KEYS, strict=True)),
+        )
 
 
 DEMO_CONFIG = """\
@@ -198,23 +399,19 @@ def _value_at(data: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
     return True, node
 
 
-_ALIASES = {"is_async": "async"}
-
-
-def _describe(error: ValidationError, data: Any, source: str) -> str:
+def _describe(problems: list[Problem], data: Any, source: str) -> str:
     lines = []
-    for item in error.errors():
-        loc = tuple(_ALIASES.get(str(k), k) if isinstance(k, str) else k for k in item["loc"])
+    for loc, message, unknown in problems:
         path = ".".join(str(k) for k in loc)
         line = _line_of(data, loc)
         found, value = _value_at(data, loc)
         where = f"{source}, line {line}" if line else source
-        if item["type"] == "extra_forbidden":
+        if unknown:
             lines.append(f"{where}: unknown key '{path}'")
         elif found:
-            lines.append(f"{where}: {path} = {value!r}: {item['msg']}")
+            lines.append(f"{where}: {path} = {value!r}: {message}")
         else:
-            lines.append(f"{where}: {path}: {item['msg']}")
+            lines.append(f"{where}: {path}: {message}")
     return "\n".join(lines)
 
 
@@ -233,12 +430,11 @@ def parse(text: str, source: str = "<string>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, found {type(data).__name__}")
-    relevant = {k: data[k] for k in ("server", "system", "sysmenu") if k in data}
-    try:
-        config = Config.model_validate(relevant)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, data, source)) from None
-    return config.model_copy(update={"source": source})
+    validator = _Validator()
+    config = validator.config(data)
+    if validator.problems:
+        raise ConfigError(_describe(validator.problems, data, source))
+    return replace(config, source=source)
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

@@ -158,6 +158,7 @@ def run_server(app: Starlette, host: str, port: int, settings: Settings) -> None
         host=host,
         port=port,
         http=protocol,
+        ws="none",  # no WebSocket endpoints: do not load a WebSocket library either
         log_level=settings.log_level,
         access_log=False,
         proxy_headers=False,  # X-Forwarded-* are read by sysmenu, from trusted proxies only
