@@ -71,8 +71,13 @@ class Sysmenu:
     def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients
         such as pyoctoprintapi re-authenticate on 403 only)."""
-        cookie = self.session_cookie(request)
-        identity = auth.identify(request, self.store, self.key_failures, self.proxies.client(request), cookie)
+        identity = auth.identify(
+            request,
+            self.store,
+            self.key_failures,
+            self.proxies.client(request),
+            lambda: self.session_cookie(request),  # only worked out when no key is given
+        )
         if identity is None:
             raise Forbidden(auth.FORBIDDEN)
         if not auth.check_csrf(request, identity):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -83,7 +84,9 @@ def presented_key(request: Request) -> str | None:
     ``X-Api-Key``, then an ``Authorization: Bearer`` token. The first one present is the key,
     even when it is wrong and a later one is right; a place holding disagreeing copies
     (duplicated parameters, headers or bearer tokens) presents no valid key."""
-    key = _single(request.query_params.getlist("apikey"))
+    key = None
+    if b"apikey" in request.scope.get("query_string", b""):  # parse the query only when it may hold one
+        key = _single(request.query_params.getlist("apikey"))
     if not key:
         key = _single(request.headers.getlist("x-api-key"))
     if not key:
@@ -101,17 +104,17 @@ def identify(
     store: Store,
     limiter: FailureLimiter,
     client: str | None,
-    session_cookie: str | None = None,
+    session_cookie: Callable[[], str] | None = None,
 ) -> Identity | None:
-    """The identity a request presents (an API key first, else a session cookie named
-    `session_cookie`), or None.
+    """The identity a request presents (an API key first, else the session cookie whose
+    name `session_cookie` works out), or None.
 
     A wrong key counts as a failure of the client's address; an address with
     too many recent failures gets 429 for any key until its window passes.
     """
     key = presented_key(request)
     if key is None:
-        token = request.cookies.get(session_cookie) if session_cookie else None
+        token = request.cookies.get(session_cookie()) if session_cookie else None
         session = store.get_session(token) if token and len(token) <= MAX_KEY_LENGTH else None
         return Identity(session.user, "session", session) if session else None
     wait = limiter.retry_after(client)
@@ -165,7 +168,11 @@ class Proxies:
         return peer
 
     def base_url(self, request: Request) -> str:
-        """The absolute URL of the server's root, ending in '/', as the client sees it."""
+        """The absolute URL of the server's root, ending in '/', as the client sees it
+        (worked out once per request: the cookie names and the resources need it)."""
+        cached: str | None = request.scope.get("sysmenu.base_url")
+        if cached is not None:
+            return cached
         headers = request.headers
         # From the scope, not request.url: building a URL object costs more than the rest.
         scheme = request.scope.get("scheme", "http")
@@ -177,11 +184,19 @@ class Proxies:
             scheme = forwarded.split(",")[0].strip() or scheme
             host = headers.get("x-forwarded-host", host).split(",")[0].strip() or host
             prefix = self.prefix(request) or ""
-        return f"{scheme}://{host}{prefix}/"
+        url = request.scope["sysmenu.base_url"] = f"{scheme}://{host}{prefix}/"
+        return url
 
     def prefix(self, request: Request) -> str | None:
         """The path prefix a trusted proxy announces (``X-Script-Name``, else
         ``X-Forwarded-Prefix``), as ``/name`` without a trailing slash; else None."""
+        if "sysmenu.prefix" in request.scope:
+            cached: str | None = request.scope["sysmenu.prefix"]
+            return cached
+        request.scope["sysmenu.prefix"] = prefix = self._prefix(request)
+        return prefix
+
+    def _prefix(self, request: Request) -> str | None:
         peer = request.client.host if request.client else None
         if not self.trusts(peer):
             return None
