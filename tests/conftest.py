@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
 
 from sysmenu.app import create_app
 from sysmenu.config import parse
@@ -62,6 +63,7 @@ class Env:
     admin_key: str
     user_key: str
     tmp: Path
+    app: Starlette | None = None
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"X-Api-Key": key or self.admin_key}
@@ -80,5 +82,5 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:
-            yield Env(client, store, admin_key, user_key, tmp_path)
+            yield Env(client, store, admin_key, user_key, tmp_path, app)
     store.close()

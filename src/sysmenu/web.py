@@ -152,26 +152,22 @@ class WebUi:
         secure = base.startswith("https:")
         suffix = auth.cookie_suffix(base)
         max_age = int(SESSION_LIFETIME) if session else 0
-        response.set_cookie(
-            "sysmenu_session" + suffix,
-            session.token if session else "",
-            max_age=max_age,
-            path="/" + path,
-            secure=secure,
-            httponly=True,
-            samesite="strict",
-        )
-        # Readable by the page's scripts (OctoPrint's JavaScript client sends it back as
-        # X-CSRF-Token); useless to another site, which can neither read it nor set headers.
-        response.set_cookie(
-            "csrf_token" + suffix,
-            session.csrf if session else "",
-            max_age=max_age,
-            path="/" + path,
-            secure=secure,
-            httponly=False,
-            samesite="strict",
-        )
+        cookies = [
+            ("sysmenu_session", session.token if session else "", True),
+            # Readable by the page's scripts (OctoPrint's JavaScript client sends it back as
+            # X-CSRF-Token); useless to another site, which can neither read it nor set headers.
+            ("csrf_token", session.csrf if session else "", False),
+        ]
+        for name, value, httponly in cookies:
+            response.set_cookie(
+                name + suffix,
+                value,
+                max_age=max_age,
+                path="/" + path,
+                secure=secure,
+                httponly=httponly,
+                samesite="strict",
+            )
 
     async def logout(self, request: Request) -> Response:
         identity = self.app.identify_any(request)
