@@ -229,3 +229,15 @@ def test_octoprint_sections_ignore_unknown_keys_and_nulls() -> None:
     config = parse(text + "webcam:\n  stream: x\n")
     assert config.server.commands.systemShutdownCommand is None
     assert config.sysmenu.host == "127.0.0.1"  # server.host is OctoPrint's, not ours
+
+
+def test_yaml_is_read_as_octoprint_reads_it() -> None:
+    # PyYAML's safe loader, as OctoPrint: YAML 1.1 booleans, the last of duplicate keys
+    text = "system:\n  actions:\n  - action: a\n    async: on\n    name: first\n    name: second\n"
+    (action,) = parse(text).system.actions
+    assert action.is_async is True
+    assert action.name == "second"
+    bad = "system:\n  actions:\n  - action: a\n    timeout: 1\n    timeout: -1\n"
+    assert error_of(bad) == (
+        "config.yaml, line 5: system.actions.0.timeout = -1: Input should be greater than 0"
+    )

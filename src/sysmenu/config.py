@@ -361,30 +361,41 @@ system:
 """
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
+def _load_yaml(text: str) -> tuple[Any, Any]:
+    """The data of `text` and its node tree (for line numbers), read as OctoPrint reads
+    its config: PyYAML's safe loader (YAML 1.1: ``yes`` and ``on`` are booleans), in C
+    where libyaml is there."""
+    import yaml
 
-    return YAML(typ="rt", pure=True)
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, node
 
 
-def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the node at `loc` in ruamel's round-trip data."""
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the key (or list item) at `loc` in a YAML node tree: as deep
+    as the path exists, so a missing key is placed at its parent."""
     line: int | None = None
-    node = data
     for key in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if isinstance(key, int) and isinstance(node, list):
-                if lc is not None:
-                    line = lc.item(key)[0] + 1
-                node = node[key]
-            elif isinstance(node, dict) and key in node:
-                if lc is not None:
-                    line = lc.key(key)[0] + 1
-                node = node[key]
-            else:
+        children = getattr(node, "value", None)
+        if not isinstance(children, list):
+            break
+        if isinstance(key, int) and node.id == "sequence" and 0 <= key < len(children):
+            node = children[key]
+            line = node.start_mark.line + 1
+        elif node.id == "mapping":
+            # the last of duplicate keys is the one in force, as in the loaded data
+            pairs = [(k, v) for k, v in children if getattr(k, "value", None) == str(key)]
+            if not pairs:
                 break
-        except (KeyError, IndexError, TypeError):
+            key_node, node = pairs[-1]
+            line = key_node.start_mark.line + 1
+        else:
             break
     return line
 
@@ -399,11 +410,11 @@ def _value_at(data: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
     return True, node
 
 
-def _describe(problems: list[Problem], data: Any, source: str) -> str:
+def _describe(problems: list[Problem], data: Any, tree: Any, source: str) -> str:
     lines = []
     for loc, message, unknown in problems:
         path = ".".join(str(k) for k in loc)
-        line = _line_of(data, loc)
+        line = _line_of(tree, loc)
         found, value = _value_at(data, loc)
         where = f"{source}, line {line}" if line else source
         if unknown:
@@ -417,10 +428,10 @@ def _describe(problems: list[Problem], data: Any, source: str) -> str:
 
 def parse(text: str, source: str = "<string>") -> Config:
     """Parse and validate config text; raise `ConfigError` with key, line and value."""
-    from ruamel.yaml.error import YAMLError
+    from yaml import YAMLError
 
     try:
-        data = _yaml().load(text)
+        data, tree = _load_yaml(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}, line {mark.line + 1}" if mark is not None else source
@@ -433,7 +444,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     validator = _Validator()
     config = validator.config(data)
     if validator.problems:
-        raise ConfigError(_describe(validator.problems, data, source))
+        raise ConfigError(_describe(validator.problems, data, tree, source))
     return replace(config, source=source)
 
 
