@@ -44,8 +44,22 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory (VmRSS) of `pid` and all its descendants, in MiB."""
+def rss_mb(pid: int, settle: float = 5.0) -> float:
+    """Resident memory (VmRSS) of `pid` and its lasting descendants, in MiB.
+
+    Commands the server runs are not its memory: a child caught between its fork and
+    its exec shows the whole server's pages again. So the reading waits (up to
+    `settle` seconds) until the processes below `pid` are the same twice in a row,
+    ignoring ones that come and go.
+    """
+    deadline = time.monotonic() + settle
+    seen = _descendants(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _descendants(pid)
+        if now == seen and len(now) == len(set(now)):
+            break
+        seen = now
     total_kb = 0
     for p in _descendants(pid):
         try:
