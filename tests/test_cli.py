@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from sysmenu.cli import main
+from sysmenu.passwords import verify_password
 from sysmenu.store import Store
 
 CONFIG = """\
@@ -32,7 +33,7 @@ def cli(tmp_path: Path) -> tuple[CliRunner, list[str]]:
 
 def test_user_add_list_remove(cli: tuple[CliRunner, list[str]], tmp_path: Path) -> None:
     runner, base = cli
-    r = runner.invoke(main, [*base, "user", "add", "ann", "--group", "admins", "--password", "pw"])
+    r = runner.invoke(main, [*base, "user", "add", "ann", "--group", "admins", "--password", "my pw!"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, [*base, "user", "add", "ann", "--password", "-"])
     assert r.exit_code == 1 and "exists already" in r.output
@@ -40,7 +41,10 @@ def test_user_add_list_remove(cli: tuple[CliRunner, list[str]], tmp_path: Path) 
     assert "ann" in r.output and "SYSTEM" in r.output
     store = Store(tmp_path / "data" / "sysmenu.db")
     stored = store.password_hash("ann")
-    assert stored is not None and stored.startswith("$argon2") and "pw" not in stored
+    # stored as an argon2 hash: never the password (whose space and "!" no hash can hold)
+    assert stored is not None and stored.startswith("$argon2") and "my pw!" not in stored
+    assert verify_password(stored, "my pw!")
+    assert not verify_password(stored, "my pw")
     store.close()
     r = runner.invoke(main, [*base, "user", "remove", "ann"])
     assert r.exit_code == 0
