@@ -241,3 +241,11 @@ def test_yaml_is_read_as_octoprint_reads_it() -> None:
     assert error_of(bad) == (
         "config.yaml, line 5: system.actions.0.timeout = -1: Input should be greater than 0"
     )
+
+
+@pytest.mark.parametrize("value", ["nope", "{a: 1}"])
+def test_actions_that_are_no_list_are_one_error(value: str) -> None:
+    text = f"system:\n  actions: {value}\n"
+    (line,) = error_of(text).splitlines()  # not one more for each character or key
+    assert line.startswith("config.yaml, line 2: system.actions = ")
+    assert line.endswith("Input should be a valid list")

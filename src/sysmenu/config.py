@@ -128,20 +128,12 @@ def _networks(value: Any) -> list[str]:
     return list(value)
 
 
-def _host(value: Any) -> str:
-    host: str = _string(1)(value)
-    return host
-
-
 def _confirm(value: Any) -> str | None:
     # OctoPrint configs write `confirm: false` to mean "no confirmation".
     if value is False or value is None:
         return None
     text: str = _string()(value)
     return text
-
-
-_REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -222,7 +214,7 @@ def replace(obj: _T, **changes: Any) -> _T:
     return dataclasses.replace(obj, **changes)
 
 
-# key in the file -> (attribute, check); a default of _REQUIRED makes the key required
+# key in the file -> (attribute, check); required keys are named where they are checked
 SERVER_COMMAND_KEYS: dict[str, tuple[str, Check]] = {
     name: (name, _optional(_string())) for name in ServerCommands.__dataclass_fields__
 }
@@ -240,7 +232,7 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "fresh_credentials": ("fresh_credentials", _bool),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
-    "host": ("host", _host),
+    "host": ("host", _string(1)),
     "port": ("port", _number(integer=True, ge=1, le=65535)),
     "data_dir": ("data_dir", _optional(_path)),
     "default_timeout": ("default_timeout", _number(gt=0)),
@@ -316,14 +308,13 @@ class _Validator:
         raw_actions = system.get("actions")
         if raw_actions is not None and not isinstance(raw_actions, list):
             self.problems.append((("system", "actions"), "Input should be a valid list", False))
+            raw_actions = None  # its characters or keys are not entries
         for index, entry in enumerate(raw_actions or []):
             loc: Loc = ("system", "actions", index)
-            mapping = self.mapping(entry, loc) if entry is not None else None
-            if mapping is None:
-                if entry is None:
-                    self.problems.append((loc, "Input should be a valid dictionary", False))
+            if not isinstance(entry, dict):  # null too: an entry, unlike a section, has no default
+                self.problems.append((loc, "Input should be a valid dictionary", False))
                 continue
-            values = self.fields(mapping, loc, ACTION_KEYS, strict=True, required=("action",))
+            values = self.fields(entry, loc, ACTION_KEYS, strict=True, required=("action",))
             if "action" in values:
                 actions.append(Action(**values))
         settings = self.mapping(data.get("sysmenu"), ("sysmenu",)) or {}
