@@ -86,11 +86,8 @@ class Sysmenu:
             raise Forbidden(auth.CSRF_FAILED)
         return identity
 
-    def cookie_suffix(self, request: Request) -> str:
-        return auth.cookie_suffix(self.proxies.base_url(request))
-
     def session_cookie(self, request: Request) -> str:
-        return "sysmenu_session" + self.cookie_suffix(request)
+        return auth.SESSION_COOKIE + auth.cookie_suffix(self.proxies.base_url(request))
 
     def require(self, request: Request, permission: str) -> auth.Identity:
         """The caller's identity if it holds `permission`; else 403."""

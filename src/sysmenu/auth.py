@@ -24,6 +24,8 @@ FORBIDDEN = (
 )
 CSRF_FAILED = "CSRF token missing or wrong: reload the page"
 MAX_KEY_LENGTH = 256
+SESSION_COOKIE = "sysmenu_session"  # + cookie_suffix(); HttpOnly
+CSRF_COOKIE = "csrf_token"  # + cookie_suffix(); OctoPrint's name, read by its JavaScript client
 FRESH_WINDOW = 300.0  # a session's password check counts as fresh this long (as OctoPrint)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

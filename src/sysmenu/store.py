@@ -274,7 +274,7 @@ class Store:
     def create_session(self, user: User, client: str | None, replaces: str | None = None) -> Session:
         """A new session for `user` (password just checked); `replaces` (a token) ends."""
         token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             if replaces:
                 db.execute("DELETE FROM sessions WHERE digest=?", (digest(replaces),))
             db.execute("DELETE FROM sessions WHERE last_seen < ?", (now - SESSION_IDLE,))
@@ -287,11 +287,7 @@ class Store:
 
     def get_session(self, token: str) -> Session | None:
         """The live session of `token`, or None (unknown, idle too long or too old)."""
-        row = self.db.execute(
-            "SELECT s.*, u.id AS uid, u.name, u.password_hash FROM sessions s "
-            "JOIN users u ON u.id = s.user_id WHERE s.digest=?",
-            (digest(token),),
-        ).fetchone()
+        row = self.db.execute("SELECT * FROM sessions WHERE digest=?", (digest(token),)).fetchone()
         if row is None:
             return None
         now = time.time()
@@ -299,15 +295,16 @@ class Store:
             return None
         if now - row["last_seen"] > SESSION_TOUCH:
             try:
-                with self.transaction() as db:
+                with self.transaction(keys=False) as db:
                     db.execute("UPDATE sessions SET last_seen=? WHERE digest=?", (now, digest(token)))
             except sqlite3.Error as exc:  # a read-only store still serves its sessions
                 log.warning("cannot note the use of a session: %s", exc)
-        user = self._user(self.db.execute("SELECT * FROM users WHERE id=?", (row["uid"],)).fetchone())
+        # the user row exists: removing a user deletes their sessions (ON DELETE CASCADE)
+        user = self._user(self.db.execute("SELECT * FROM users WHERE id=?", (row["user_id"],)).fetchone())
         return Session(token, user, row["csrf"], row["created"], row["password_at"])
 
     def end_session(self, token: str) -> None:
-        with self.transaction() as db:
+        with self.transaction(keys=False) as db:
             db.execute("DELETE FROM sessions WHERE digest=?", (digest(token),))
 
     # -- API keys --------------------------------------------------------

@@ -153,10 +153,10 @@ class WebUi:
         suffix = auth.cookie_suffix(base)
         max_age = int(SESSION_LIFETIME) if session else 0
         cookies = [
-            ("sysmenu_session", session.token if session else "", True),
+            (auth.SESSION_COOKIE, session.token if session else "", True),
             # Readable by the page's scripts (OctoPrint's JavaScript client sends it back as
             # X-CSRF-Token); useless to another site, which can neither read it nor set headers.
-            ("csrf_token", session.csrf if session else "", False),
+            (auth.CSRF_COOKIE, session.csrf if session else "", False),
         ]
         for name, value, httponly in cookies:
             response.set_cookie(
