@@ -101,6 +101,16 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
+def refuse_if_limited(limiter: FailureLimiter, client: str | None, what: str) -> None:
+    """429 with Retry-After when `client` has had too many failed `what` lately."""
+    wait = limiter.retry_after(client)
+    if wait:
+        raise TooManyRequests(
+            f"Too many failed {what} from this address; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 def identify(
     request: Request,
     store: Store,
@@ -119,12 +129,7 @@ def identify(
         token = request.cookies.get(session_cookie()) if session_cookie else None
         session = store.get_session(token) if token and len(token) <= MAX_KEY_LENGTH else None
         return Identity(session.user, "session", session) if session else None
-    wait = limiter.retry_after(client)
-    if wait:
-        raise TooManyRequests(
-            f"Too many failed attempts from this address; try again in {wait} seconds",
-            headers={"Retry-After": str(wait)},
-        )
+    refuse_if_limited(limiter, client, "attempts")
     user = store.user_for_key(key) if len(key) <= MAX_KEY_LENGTH else None
     if user is None:
         limiter.fail(client)

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import auth
 from .api import NO_CONTENT, json_response
-from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, UnsupportedMediaType
+from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
 from .passwords import hash_password, verify_password
 from .store import SESSION_LIFETIME, Session, User
 
@@ -125,12 +125,7 @@ class WebUi:
         if not isinstance(name, str) or not isinstance(password, str) or not name:
             raise BadRequest("user and pass are required")
         client = self.app.proxies.client(request)
-        wait = self.app.login_failures.retry_after(client)
-        if wait:
-            raise TooManyRequests(
-                f"Too many failed logins from this address; try again in {wait} seconds",
-                headers={"Retry-After": str(wait)},
-            )
+        auth.refuse_if_limited(self.app.login_failures, client, "logins")
         store = self.app.store
         user = store.get_user(name) if len(name) <= 256 and len(password) <= 1024 else None
         stored = store.password_hash(name) if user else None
