@@ -60,34 +60,39 @@ def _load(server: Server, options: Options, out: Metrics) -> None:
         out[f"list_c{c}_errors"] = result["non2xx"] + result["socket_errors"]
 
 
-def measure_server(server: Server, options: Options) -> Metrics:
-    """Start-up, memory, list load and sequential executes of sysmenu or OctoPrint."""
+def _percentiles(out: Metrics, name: str, timings: list[float]) -> None:
+    out[f"{name}_p50_ms"] = measure.percentile(timings, 50)
+    out[f"{name}_p99_ms"] = measure.percentile(timings, 99)
+
+
+def _start_and_load(server: Server, options: Options, more: Callable[[Metrics], None]) -> Metrics:
+    """Start-up, memory after it, the list load and `more`, then memory after the load."""
     out: Metrics = {}
     with _running(server) as startup:
         out["startup_s"] = startup
         time.sleep(options.settle)
         out["rss_start_mb"] = measure.rss_mb(server.pid)
         _load(server, options, out)
-        for kind, path in (("sync", SYNC_PATH), ("async", ASYNC_PATH)):
-            timings = measure.execute_latencies(server.url, server.key, path, options.executes)
-            out[f"{kind}_p50_ms"] = measure.percentile(timings, 50)
-            out[f"{kind}_p99_ms"] = measure.percentile(timings, 99)
+        more(out)
         out["rss_load_mb"] = measure.rss_mb(server.pid)
     return out
 
 
+def measure_server(server: Server, options: Options) -> Metrics:
+    """Start-up, memory, list load and sequential executes of sysmenu or OctoPrint."""
+
+    def executes(out: Metrics) -> None:
+        for kind, path in (("sync", SYNC_PATH), ("async", ASYNC_PATH)):
+            timings = measure.execute_latencies(server.url, server.key, path, options.executes)
+            _percentiles(out, kind, timings)
+
+    return _start_and_load(server, options, executes)
+
+
 def measure_floor(server: Server, options: Options) -> Metrics:
     """The same load on the bare ASGI app, and the bare spawn as the floor of a sync execute."""
-    out: Metrics = {}
-    with _running(server) as startup:
-        out["startup_s"] = startup
-        time.sleep(options.settle)
-        out["rss_start_mb"] = measure.rss_mb(server.pid)
-        _load(server, options, out)
-        out["rss_load_mb"] = measure.rss_mb(server.pid)
-    timings = measure.spawn_latencies(options.spawns)
-    out["sync_p50_ms"] = measure.percentile(timings, 50)
-    out["sync_p99_ms"] = measure.percentile(timings, 99)
+    out = _start_and_load(server, options, lambda out: None)
+    _percentiles(out, "sync", measure.spawn_latencies(options.spawns))
     return out
 
 
