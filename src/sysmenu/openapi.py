@@ -26,6 +26,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def openapi_document() -> dict[str, Any]:
     client_spec = {"$ref": "#/components/schemas/ClientSpec"}
     spec_list = {"type": "array", "items": client_spec}
@@ -63,24 +67,15 @@ def openapi_document() -> dict[str, Any]:
             "/api/system": {
                 "post": {
                     "summary": "Deprecated: run a custom action named in the body",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["action"],
-                                    "properties": {
-                                        "action": {
-                                            "type": "string",
-                                            "minLength": 1,
-                                            "not": {"enum": ["divider"]},
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["action"],
+                            "properties": {
+                                "action": {"type": "string", "minLength": 1, "not": {"enum": ["divider"]}}
+                            },
+                        }
+                    ),
                     "responses": {
                         "204": {"description": "Done"},
                         "202": {"description": "Started"},
@@ -225,21 +220,16 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Log in: a session cookie (HttpOnly, SameSite=Strict) and its CSRF token",
                     "security": [],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["user", "pass"],
-                                    "properties": {
-                                        "user": {"type": "string", "minLength": 1},
-                                        "pass": {"type": "string"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["user", "pass"],
+                            "properties": {
+                                "user": {"type": "string", "minLength": 1},
+                                "pass": {"type": "string"},
+                            },
+                        }
+                    ),
                     "responses": {
                         "200": _json(session_user, "The user, with csrf_token and fresh_until"),
                         "400": _ERROR,
