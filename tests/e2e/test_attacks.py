@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -78,22 +79,26 @@ def test_raw_path_tricks_run_nothing(server: Server, tmp_path: Path, target: str
     assert not (tmp_path / "hello").exists()
 
 
+def trickle(sock: socket.socket, start: float, pieces: Iterable[bytes]) -> float:
+    """Send `pieces` 0.25 s apart until the server cuts the connection off; return how
+    long after `start` it did. A server that answers first must answer 408."""
+    for piece in pieces:
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - start
+        time.sleep(0.25)
+    data = sock.recv(4096)
+    assert data.startswith(b"HTTP/1.1 408"), data
+    return time.monotonic() - start
+
+
 def test_slowloris_is_cut_off(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         start = time.monotonic()
         sock.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: x\r\n")
-        closed_after = None
-        for i in range(40):  # one header line every 0.25 s, never finishing
-            try:
-                sock.sendall(f"X-Slow-{i}: y\r\n".encode())
-            except (BrokenPipeError, ConnectionResetError):
-                closed_after = time.monotonic() - start
-                break
-            time.sleep(0.25)
-        if closed_after is None:
-            data = sock.recv(4096)
-            assert data.startswith(b"HTTP/1.1 408"), data
-            closed_after = time.monotonic() - start
+        # one header line every 0.25 s, never finishing
+        closed_after = trickle(sock, start, (f"X-Slow-{i}: y\r\n".encode() for i in range(40)))
         assert closed_after < 6, closed_after
     # the server still answers others
     assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
@@ -108,18 +113,8 @@ def test_slow_body_is_cut_off(server: Server, tmp_path: Path) -> None:
             b"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
-        closed_after = None
-        for _ in range(40):  # one byte every 0.25 s: 10 s, never reaching 100 bytes
-            try:
-                sock.sendall(b" ")
-            except (BrokenPipeError, ConnectionResetError):
-                closed_after = time.monotonic() - start
-                break
-            time.sleep(0.25)
-        if closed_after is None:
-            data = sock.recv(4096)
-            closed_after = time.monotonic() - start
-            assert data.startswith(b"HTTP/1.1 408"), data
+        # one byte every 0.25 s: 10 s, never reaching 100 bytes
+        closed_after = trickle(sock, start, [b" "] * 40)
         assert closed_after < 6, closed_after
     assert request(server, "/api/system/commands", "GET").startswith(b"HTTP/1.1 200")
     time.sleep(0.2)
