@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Env
-from tests.test_auth import ANY_KEY, PROTECTED, PUBLIC
+from tests.test_auth import ANY_KEY, ANY_KEY_NO_SUCCESS, PROTECTED, PUBLIC
 
 pytestmark = pytest.mark.anyio
 
@@ -196,7 +196,7 @@ def assert_no_cors(r) -> None:  # type: ignore[no-untyped-def]
     assert cors == [], (r.request.method, r.request.url, cors)
 
 
-@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + PUBLIC)
+@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS + PUBLIC)
 async def test_no_cors_headers_on_any_endpoint(env: Env, method: str, path: str) -> None:
     """sysmenu has no CORS setting: no answer grants a cross-origin page access."""
     for headers in ({}, env.auth(), {"X-Api-Key": env.user_key}):
@@ -213,7 +213,7 @@ async def test_no_cors_headers_on_any_endpoint(env: Env, method: str, path: str)
 
 async def test_no_cors_headers_on_errors(env: Env) -> None:
     assert_no_cors(await env.client.get("/nope", headers=ORIGIN))
-    r = await env.client.post(f"{URL}/custom/hello", content=b"x" * 100_000, headers=ORIGIN | env.auth())
+    r = await env.client.post(f"{URL}/custom/hello", content=b"x" * 200_000, headers=ORIGIN | env.auth())
     assert r.status_code == 413
     assert_no_cors(r)
     for _ in range(11):

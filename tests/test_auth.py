@@ -19,6 +19,8 @@ pytestmark = pytest.mark.anyio
 # Every route that needs the SYSTEM permission (test_every_route_is_classified keeps this complete).
 PROTECTED = [
     ("GET", "/api/system/commands"),
+    ("GET", "/api/system/info"),
+    ("GET", "/api/system/usage"),
     ("GET", "/api/system/commands/core"),
     ("GET", "/api/system/commands/custom"),
     ("POST", "/api/system/commands/custom/hello"),
@@ -30,7 +32,18 @@ PROTECTED = [
     ("GET", "/api/runs/1/events"),
 ]
 # Routes any valid key may call (OctoPrint's: clients call them first, with any key).
-ANY_KEY = [("GET", "/api/version"), ("GET", "/api/server"), ("POST", "/api/logout")]
+ANY_KEY = [
+    ("GET", "/api/version"),
+    ("GET", "/api/server"),
+    ("POST", "/api/logout"),
+    ("GET", "/api/job"),
+    ("GET", "/api/connection"),
+    ("GET", "/api/settings"),
+    ("GET", "/api/plugin/appkeys"),
+]
+# Routes any valid key may call, whose answer with a key is no success: the printer is
+# not operational (409), or the request needs a body (tests/test_octoprint_compat.py).
+ANY_KEY_NO_SUCCESS = [("GET", "/api/printer"), ("POST", "/api/connection"), ("POST", "/api/util/test")]
 # Routes without authentication: the OpenAPI document describes the API, not the config;
 # the page logs in (password guessing is limited) and asks who it is.
 PUBLIC = [("GET", "/api/openapi.json"), ("GET", "/api/currentuser"), ("POST", "/api/login")]
@@ -41,7 +54,8 @@ async def test_every_route_is_classified(tmp_path: Path) -> None:
     store = Store(tmp_path / "sysmenu.db")
     app = create_app(parse(CONFIG, "test.yaml"), store)
     store.close()
-    known = {path.replace("/1", "/{run_id:int}") for _, path in PROTECTED + ANY_KEY + PUBLIC}
+    everything = PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS + PUBLIC
+    known = {path.replace("/1", "/{run_id:int}") for _, path in everything}
     known |= {p.replace("/core", "/{source}").replace("/custom/hello", "/{source}/{action}") for p in known}
     routes = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
     assert routes, "no routes found"
@@ -97,7 +111,7 @@ async def test_user_without_system_is_403(env: Env, method: str, path: str) -> N
     assert env.store.list_runs() == []
 
 
-@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY)
+@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS)
 async def test_revoked_key_is_403_on_every_endpoint(env: Env, method: str, path: str) -> None:
     key = env.store.create_key("admin", "soon revoked")
     other = Store(env.tmp / "sysmenu.db")  # revoked by another process (the CLI)
@@ -109,7 +123,7 @@ async def test_revoked_key_is_403_on_every_endpoint(env: Env, method: str, path:
     assert env.store.list_runs() == []
 
 
-@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY)
+@pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS)
 async def test_refusals_look_alike(env: Env, method: str, path: str) -> None:
     """No key, a wrong key and a key without the permission get the same answer:
     a caller learns nothing about which keys exist."""

@@ -47,7 +47,7 @@ async def test_fast_answer_is_the_full_apps_answer(env: Env, path: str) -> None:
         ({"X-Api-Key": "ADMIN", "X-Forwarded-Host": "pi.example"}, 200),
         ({"X-Api-Key": "ADMIN", "X-Script-Name": "/menu"}, 200),
         ({"X-Api-Key": "ADMIN", "Authorization": "Bearer wrong"}, 200),
-        ({"X-Api-Key": "ADMIN", "Content-Length": "100000"}, 413),
+        ({"X-Api-Key": "ADMIN", "Content-Length": "200000"}, 413),
     ],
 )
 async def test_everything_else_goes_to_the_full_app(env: Env, headers: dict[str, str], status: int) -> None:

@@ -140,7 +140,7 @@ async def test_stdin_is_closed(runner: Runner) -> None:
 
 
 async def test_concurrency_one_refuses_a_second_run(runner: Runner) -> None:
-    s = spec("sleep 0.3")
+    s = spec("sleep 0.3", queue=False)
     first = await runner.start(s, WHO)
     with pytest.raises(Conflict, match=f"run {first.id}"):
         await runner.start(s, WHO)
@@ -161,7 +161,7 @@ async def test_queue_waits_its_turn(runner: Runner) -> None:
 
 
 async def test_concurrency_two(runner: Runner) -> None:
-    s = spec("sleep 0.3", concurrency=2)
+    s = spec("sleep 0.3", concurrency=2, queue=False)
     a, b = await runner.start(s, WHO), await runner.start(s, WHO)
     with pytest.raises(Conflict):
         await runner.start(s, WHO)

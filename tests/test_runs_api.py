@@ -17,6 +17,7 @@ SLOW = (
     - action: slow
       name: Slow
       command: "echo begin; sleep 30"
+      queue: false
     - action: queued
       name: Queued
       command: "sleep 0.2"

@@ -95,10 +95,17 @@ class SystemApi:
         previous = self.app.store.find_idempotent(who.user, key) if key else None
         if previous is not None:
             return await self._replay(request, previous, wants_handle)
+
+        def audit(run: Run) -> None:
+            self.app.store.audit(
+                "execute", who.user, who.auth, who.client, source=source, action=action, run=run.id
+            )
+
+        if spec.is_async and not wants_handle and spec.queue and self.app.runner.busy(spec):
+            self.app.runner.start_later(spec, who, key, audit)  # queued: answered at once
+            return NO_CONTENT
         run = await self.app.runner.start(spec, who, key)
-        self.app.store.audit(
-            "execute", who.user, who.auth, who.client, source=source, action=action, run=run.id
-        )
+        audit(run)
         if wants_handle:
             return self._accepted(request, run.id)
         if spec.is_async:

@@ -21,9 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
 from .api import SystemApi, json_response
+from .appkeys_api import AppKeysApi
 from .catalogue import SOURCES, Catalogue
 from .config import Config, replace
 from .errors import Forbidden, PayloadTooLarge, SysmenuError, error_body
+from .formkey import FormKey
+from .octoprint_compat import OctoPrintCompat
 from .ratelimit import FailureLimiter
 from .reload import ConfigState, ConfigWatcher
 from .runner import Runner
@@ -33,7 +36,7 @@ from .web import WebUi
 
 log = logging.getLogger("sysmenu")
 
-MAX_BODY = 64 * 1024  # no endpoint takes more than a small JSON object
+MAX_BODY = 100 * 1024  # OctoPrint's server.maxSize: no endpoint here takes more than a small object
 
 
 class Sysmenu:
@@ -276,6 +279,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     system = SystemApi(state)
     runs = RunsApi(state)
     web = WebUi(state)
+    appkeys = AppKeysApi(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -286,6 +290,10 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             interrupted = []
         if interrupted:
             log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
+        try:
+            appkeys.keys.resume()
+        except sqlite3.Error as exc:
+            log.error("cannot resume the pending key requests: %s", exc)
         watcher = None
         interval = config.sysmenu.reload_interval
         if interval > 0 and os.path.isfile(config.source):
@@ -306,6 +314,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
         *web.routes(),
+        *OctoPrintCompat(state).routes(),
+        *appkeys.routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -319,6 +329,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.sysmenu = state
+    app.add_middleware(FormKey)  # inside the guard: the body it reads is size-limited
     app.add_middleware(_Guard, proxies=lambda: state.proxies)
     app.add_middleware(_FastList, state=state)  # outermost: before any other layer
     return app

@@ -46,7 +46,7 @@ class CommandSpec:
     ignore: bool = False
     timeout: float | None = None
     concurrency: int = 1
-    queue: bool = False
+    queue: bool = True
     fresh_credentials: bool = False
 
     @property

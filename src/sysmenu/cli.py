@@ -289,6 +289,8 @@ def key_revoke(ctx: Context, ident: str) -> None:
     click.echo(f"revoked {count} key(s)")
 
 
+from .cli_appkeys import register as register_appkeys  # noqa: E402
 from .cli_runs import register  # noqa: E402  (the run commands live in their own module)
 
 register(main, pass_ctx)
+register_appkeys(key, pass_ctx)

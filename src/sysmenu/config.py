@@ -162,7 +162,7 @@ class Action:
     # sysmenu's own per-command settings
     timeout: float | None = None
     concurrency: int = 1
-    queue: bool = False
+    queue: bool = True  # a further request waits for its turn; `queue: false` answers 409
     fresh_credentials: bool = False
 
 

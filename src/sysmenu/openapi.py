@@ -242,7 +242,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/logout": {
                 "post": {
                     "summary": "End the session (with a session: X-CSRF-Token required)",
-                    "responses": {"204": {"description": "Logged out"}, **denied},
+                    "responses": {"200": _json(session_user, "Logged out: nobody"), **denied},
                 }
             },
             "/api/currentuser": {

@@ -17,6 +17,7 @@ import signal as signals
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ log = logging.getLogger("sysmenu.runner")
 
 SHELL = "/bin/sh"
 _READ_SIZE = 65536
+MAX_QUEUED = 64  # runs of one command that may wait for their turn without a request
 _FOLLOWER_BACKLOG = 256  # queued chunks before a slow follower skips output
 _PIPE_GRACE = 1.0  # seconds a leftover process may hold the pipes after the command ends
 
@@ -162,6 +164,7 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._active: dict[tuple[str, str], list[Run]] = {}
         self._waiting: dict[tuple[str, str], deque[asyncio.Future[None]]] = {}
+        self._queued: dict[tuple[str, str], int] = {}  # runs waiting without a request
         self._closing = False
         self._stop_grace = kill_grace
 
@@ -169,7 +172,7 @@ class Runner:
         """Start `spec` (waiting for a slot if it queues); 409 if it may not run now."""
         if spec.is_divider:
             raise BadRequest("Dividers cannot be executed")
-        if not spec.command:
+        if spec.command is None:  # an empty command runs (and succeeds), as in OctoPrint
             raise SysmenuError(
                 f"Command for {spec.source}:{spec.action} does not define a command to execute"
             )
@@ -196,6 +199,35 @@ class Runner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return run
+
+    def busy(self, spec: CommandSpec) -> bool:
+        """Whether a run of `spec` would have to wait for a slot now."""
+        return len(self._active.get((spec.source, spec.action), ())) >= spec.concurrency
+
+    def start_later(
+        self, spec: CommandSpec, who: Who, idempotency_key: str | None, started: Callable[[Run], None]
+    ) -> None:
+        """Queue a run of `spec` without waiting for its turn (an asynchronous command's
+        request is answered at once); `started` is called with the run once it starts.
+        409 when `MAX_QUEUED` runs of it wait already."""
+        key = (spec.source, spec.action)
+        if self._queued.get(key, 0) >= MAX_QUEUED:
+            raise Conflict(f"Command {spec.source}:{spec.action} has {MAX_QUEUED} runs waiting already")
+        self._queued[key] = self._queued.get(key, 0) + 1
+
+        async def later() -> None:
+            try:
+                run = await self.start(spec, who, idempotency_key)
+            except SysmenuError as exc:
+                log.warning("queued run of %s:%s not started: %s", spec.source, spec.action, exc.message)
+                return
+            finally:
+                self._queued[key] -= 1
+            started(run)
+
+        task = asyncio.create_task(later(), name=f"queued-{spec.source}-{spec.action}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _wait_turn(self, key: tuple[str, str], spec: CommandSpec) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -16,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import auth
-from .api import NO_CONTENT, json_response
+from .api import json_response
 from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
+from .octoprint_compat import user_record
 from .passwords import hash_password, verify_password
 from .store import SESSION_LIFETIME, Session, User
 
@@ -87,6 +88,7 @@ class WebUi:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.page, methods=["GET", "HEAD"]),
+            Route("/login", self.page, methods=["GET", "HEAD"]),  # OctoPrint's login page path
             Route("/static/{name}", self.asset, methods=["GET", "HEAD"]),
             Route("/api/login", self.login, methods=["POST"]),
             Route("/api/logout", self.logout, methods=["POST"]),
@@ -121,6 +123,9 @@ class WebUi:
             raise BadRequest("Malformed JSON body in request") from None
         if not isinstance(data, dict):
             raise BadRequest("Expected a JSON object")
+        if data.get("passive") and "user" not in data and "pass" not in data:
+            # Who the key (or session) is, as OctoPrint's passive login answers it.
+            return json_response(user_record(self.app.identify_any(request)))
         name, password = data.get("user"), data.get("pass")
         if not isinstance(name, str) or not isinstance(password, str) or not name:
             raise BadRequest("user and pass are required")
@@ -170,7 +175,8 @@ class WebUi:
             self.app.store.end_session(identity.session.token)
             client = self.app.proxies.client(request)
             self.app.store.audit("logout", identity.user.name, "session", client)
-        response = Response(status_code=NO_CONTENT.status_code)
+        # 200 with a body, as OctoPrint answers: who the client is now (nobody).
+        response = json_response({"name": None, "groups": [], "permissions": []})
         self._set_cookies(request, response, None)
         return response
 

@@ -27,6 +27,7 @@ system:
     - action: once
       name: One at a time
       command: "sleep 1.{marker}"
+      queue: false
     - action: queued
       name: Queued
       command: "sleep 0.01; echo {marker}"

@@ -52,6 +52,7 @@ system:
     - action: locked
       name: One at a time, checked by a lock directory
       command: "mkdir {tmp}/lock && sleep 0.05 && rmdir {tmp}/lock"
+      queue: false
 """
 
 # Counts every response status per thread; done() prints them for the test to read.

@@ -420,6 +420,68 @@ async function loadHistory() {
   }
 }
 
+// -- Apps asking for a key (Application Keys flow) ------------------------------
+
+const KEY_POLL = 2000; // ms between looks for new requests while logged in
+let keyRequest = null; // the request the dialog is open for
+const dismissed = new Set(); // user tokens closed with Escape: not asked again on this page
+
+async function checkKeyRequests() {
+  if (!state.user || $("appkey").open || $("confirm").open) return;
+  let data;
+  try {
+    ({ data } = await api("GET", "api/plugin/appkeys"));
+  } catch {
+    return;
+  }
+  const next = Object.values(data.pending).find((r) => !dismissed.has(r.user_token));
+  if (!next) return;
+  keyRequest = next;
+  const from = next.remote_address || "an unknown address";
+  $("appkey-text").textContent =
+    `The app “${next.app_id}” at ${from} asks for an API key of ${state.user.name}. ` +
+    "Allow it only if you started this from that app.";
+  const stale = !state.user.fresh_until || state.user.fresh_until * 1000 < Date.now();
+  $("appkey-password-label").hidden = !stale;
+  $("appkey-password").required = stale;
+  $("appkey-password").value = "";
+  $("appkey-error").textContent = "";
+  $("appkey").showModal();
+}
+setInterval(checkKeyRequests, KEY_POLL);
+
+async function decideKey(approve) {
+  const request = keyRequest;
+  if (!request) return;
+  try {
+    if (!$("appkey-password-label").hidden) {
+      const { data } = await api("POST", "api/login", { user: state.user.name, pass: $("appkey-password").value });
+      state.user = data;
+    }
+    await api("POST", `plugin/appkeys/decision/${encodeURIComponent(request.user_token)}`, { decision: approve });
+  } catch (error) {
+    if (error.status === 404) {
+      $("appkey").close("gone");
+      notice("That key request expired or was decided elsewhere.");
+      return;
+    }
+    $("appkey-error").textContent = error.status === 403 ? "Wrong password" : error.message;
+    return;
+  }
+  $("appkey").close(approve ? "allowed" : "denied");
+  notice(approve ? `“${request.app_id}” got its key.` : `“${request.app_id}” was denied.`);
+}
+
+$("appkey-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  decideKey(true);
+});
+$("appkey-deny").addEventListener("click", () => decideKey(false));
+$("appkey").addEventListener("cancel", () => keyRequest && dismissed.add(keyRequest.user_token));
+$("appkey").addEventListener("close", () => {
+  keyRequest = null;
+});
+
 // -- Start --------------------------------------------------------------------
 
 async function refreshUser() {
