@@ -22,6 +22,7 @@ import pytest
 from sysmenu.store import Store
 from tests.e2e.homeassistant import python
 from tests.e2e.server import running_server, sysmenu
+from tests.e2e.test_client_programs import markers
 
 pytestmark = pytest.mark.e2e
 
@@ -87,8 +88,7 @@ def test_home_assistant_sets_up_runs_commands_and_reauthenticates(tmp_path: Path
             assert loaded["entry_state"] == "loaded"
             assert loaded["job_state"] == "Offline" and loaded["printer"] is None  # no printer: 409
             assert loaded["calls"] == "ok"
-            for marker in ("shutdown", "reboot", "restart"):
-                assert (tmp_path / marker).exists(), marker
+            markers(tmp_path, "shutdown", "reboot", "restart")
             keys = sysmenu("key", "list", "ann", data_dir=data)
             assert loaded["key_prefix"] in keys and "Home Assistant" in keys
             sysmenu("key", "revoke", loaded["key_prefix"], data_dir=data)
