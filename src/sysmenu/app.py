@@ -63,6 +63,8 @@ class Sysmenu:
         changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
         if changed:
             log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
         settings = replace(config.sysmenu, **fixed)
         self.config = replace(config, sysmenu=settings)
         self.catalogue = Catalogue(self.config)

@@ -141,7 +141,9 @@ def check_config(file: str) -> None:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
     catalogue = Catalogue(config)
     counts = ", ".join(f"{len(specs)} {source}" for source, specs in catalogue.specs.items())
-    click.echo(f"{file}: OK ({counts})")
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{file}: OK ({counts})" + (f", {len(config.warnings)} warning(s)" if config.warnings else ""))
 
 
 @main.command("list")

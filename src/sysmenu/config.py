@@ -189,6 +189,7 @@ class Settings:
     max_connections: int = 256
     key_failure_limit: int = 10
     key_failure_window: float = 60.0
+    strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,10 @@ class Config:
     system: SystemSection = SystemSection()
     sysmenu: Settings = Settings()
     source: str = "<built-in>"
+    # What OctoPrint accepts but is likely a mistake (an unknown key in an action entry, an
+    # entry without `action`, an action id no URL can reach): one line each, naming file,
+    # line and key. Logged, shown by check-config and /api/status; errors with `strict`.
+    warnings: tuple[str, ...] = ()
 
     def data_dir(self) -> Path:
         """Where state lives: the configured dir, else the per-user data dir."""
@@ -246,6 +251,7 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "max_connections": ("max_connections", _number(integer=True, ge=1)),
     "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
     "key_failure_window": ("key_failure_window", _number(gt=0)),
+    "strict": ("strict", _bool),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
@@ -259,6 +265,7 @@ class _Validator:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # what OctoPrint accepts (see Config.warnings)
 
     def mapping(self, value: Any, loc: Loc) -> dict[Any, Any] | None:
         if value is None:
@@ -275,6 +282,7 @@ class _Validator:
         keys: dict[str, tuple[str, Check]],
         strict: bool,
         required: tuple[str, ...] = (),
+        warn: bool = False,
     ) -> dict[str, Any]:
         """The checked values of `data` by attribute. Strict: unknown keys are errors
         (typos in sysmenu's own sections); lenient: ignored, and null means default
@@ -282,7 +290,9 @@ class _Validator:
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in keys:
-                if strict:
+                if warn:  # OctoPrint ignores it: a plugin's key, an old guide's, or a typo
+                    self.warnings.append(((*loc, str(key)), "unknown key", True))
+                elif strict:
                     self.problems.append(((*loc, str(key)), "unknown key", True))
                 continue
             if value is None and not strict:
@@ -294,7 +304,7 @@ class _Validator:
                 self.problems.append(((*loc, key), str(exc), False))
         for key in required:
             if key not in data:
-                self.problems.append(((*loc, key), "Field required", False))
+                (self.warnings if warn else self.problems).append(((*loc, key), "Field required", False))
         return values
 
     def config(self, data: dict[Any, Any]) -> Config:
@@ -314,9 +324,12 @@ class _Validator:
             if not isinstance(entry, dict):  # null too: an entry, unlike a section, has no default
                 self.problems.append((loc, "Input should be a valid dictionary", False))
                 continue
-            values = self.fields(entry, loc, ACTION_KEYS, strict=True, required=("action",))
+            values = self.fields(entry, loc, ACTION_KEYS, strict=True, required=("action",), warn=True)
             if "action" in values:
                 actions.append(Action(**values))
+                if "/" in values["action"] or values["action"].strip() in (".", ".."):
+                    why = "can never be run: no URL reaches an action id that is '.', '..' or holds '/'"
+                    self.warnings.append(((*loc, "action"), why, False))
         settings = self.mapping(data.get("sysmenu"), ("sysmenu",)) or {}
         return Config(
             server=ServerSection(server_commands),
@@ -436,7 +449,10 @@ def parse(text: str, source: str = "<string>") -> Config:
     config = validator.config(data)
     if validator.problems:
         raise ConfigError(_describe(validator.problems, data, tree, source))
-    return replace(config, source=source)
+    warnings = _describe(validator.warnings, data, tree, source).splitlines() if validator.warnings else []
+    if warnings and config.sysmenu.strict:
+        raise ConfigError("\n".join([*warnings, "(sysmenu.strict is on: these warnings are errors)"]))
+    return replace(config, source=source, warnings=tuple(warnings))
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

@@ -73,6 +73,7 @@ class RunsApi:
                     "loaded": state.loaded,
                     "error": state.error,
                     "error_at": state.error_at,
+                    "warnings": list(self.app.config.warnings),
                 },
                 "running": sorted(self.app.runner.running),
             }
