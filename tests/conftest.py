@@ -75,9 +75,9 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     marker = request.node.get_closest_marker("config")
     text = marker.args[0] if marker else CONFIG
     store = Store(tmp_path / "sysmenu.db")
-    store.add_user("admin", ["admins"])
-    store.add_user("bob", ["users"])
-    admin_key, user_key = store.create_key("admin"), store.create_key("bob")
+    store.accounts.add_user("admin", ["admins"])
+    store.accounts.add_user("bob", ["users"])
+    admin_key, user_key = store.accounts.create_key("admin"), store.accounts.create_key("bob")
     app = create_app(parse(text, "test.yaml"), store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))

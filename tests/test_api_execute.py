@@ -45,23 +45,23 @@ async def test_sync_failure_is_500_with_code_and_output(env: Env) -> None:
 async def test_ignore_is_204_whatever_the_exit(env: Env) -> None:
     r = await env.client.post(f"{URL}/custom/ignored", headers=env.auth())
     assert r.status_code == 204
-    (run,) = env.store.list_runs(action="ignored")
-    assert run["returncode"] == 7
+    (run,) = env.store.runs.list(action="ignored")
+    assert run.returncode == 7
 
 
 async def test_async_answers_at_once_and_runs_after(env: Env) -> None:
     r = await env.client.post(f"{URL}/custom/later", headers=env.auth())
     assert r.status_code == 204
-    (run,) = env.store.list_runs(action="later")
-    assert run["state"] == "running"
+    (run,) = env.store.runs.list(action="later")
+    assert run.state == "running"
     for _ in range(100):
         await asyncio.sleep(0.05)
-        row = env.store.get_run(run["id"])
+        row = env.store.runs.get(run.id)
         assert row is not None
-        if row["state"] != "running":
+        if row.state != "running":
             break
-    assert row["state"] == "ok"
-    assert row["stdout"] == "done\n"
+    assert row.state == "ok"
+    assert row.stdout == "done\n"
 
 
 @pytest.mark.parametrize("source", ["custom", "core", "plugin", "bogus"])
@@ -70,7 +70,7 @@ async def test_divider_cannot_be_executed(env: Env, source: str) -> None:
     r = await env.client.post(f"{URL}/{source}/divider", headers=env.auth())
     assert r.status_code == 400
     assert r.json() == {"error": "Dividers cannot be executed"}
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 async def test_spec_without_command_is_500(env: Env) -> None:
@@ -102,7 +102,7 @@ async def test_wrong_method_on_list_is_405(env: Env) -> None:
 async def test_core_commands_run(env: Env, action: str) -> None:
     r = await env.client.post(f"{URL}/core/{action}", headers=env.auth())
     assert r.status_code == 204
-    assert env.store.list_runs(source="core", action=action)
+    assert env.store.runs.list(source="core", action=action)
 
 
 @pytest.mark.config("server:\n  commands:\n    systemRestartCommand: echo reboot\n")
@@ -116,19 +116,19 @@ async def test_core_command_listed_only_when_set(env: Env) -> None:
 
 async def test_every_execution_is_recorded_with_who(env: Env) -> None:
     await env.client.post(f"{URL}/custom/hello", headers=env.auth())
-    (run,) = env.store.list_runs(action="hello")
-    assert run["user"] == "admin"
-    assert run["auth"] == "apikey"
-    assert run["client"] == "127.0.0.1"
-    (entry,) = [a for a in env.store.list_audit() if a["event"] == "execute"]
+    (run,) = env.store.runs.list(action="hello")
+    assert run.user == "admin"
+    assert run.auth == "apikey"
+    assert run.client == "127.0.0.1"
+    (entry,) = [a for a in env.store.audit.list() if a["event"] == "execute"]
     assert entry["user"] == "admin"
-    assert entry["detail"] == {"source": "custom", "action": "hello", "run": run["id"]}
+    assert entry["detail"] == {"source": "custom", "action": "hello", "run": run.id}
 
 
 async def test_legacy_post_runs_custom_action(env: Env) -> None:
     r = await env.client.post("/api/system", json={"action": "hello"}, headers=env.auth())
     assert r.status_code == 204
-    assert env.store.list_runs(action="hello")
+    assert env.store.runs.list(action="hello")
     r = await env.client.post("/api/system", json={"action": "fail"}, headers=env.auth())
     assert r.status_code == 500
     r = await env.client.post("/api/system", json={"action": "nope"}, headers=env.auth())
@@ -140,7 +140,7 @@ async def test_legacy_post_takes_form_and_query(env: Env) -> None:
     assert r.status_code == 204
     r = await env.client.post("/api/system", params={"action": "hello"}, headers=env.auth())
     assert r.status_code == 204
-    assert len(env.store.list_runs(action="hello")) == 2
+    assert len(env.store.runs.list(action="hello")) == 2
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[]", b"{}", b"null", b'{"other": "hello"}'])
@@ -156,7 +156,7 @@ async def test_legacy_post_action_that_names_nothing_is_404(env: Env, body: byte
     headers = env.auth() | {"Content-Type": "application/json"}
     r = await env.client.post("/api/system", content=body, headers=headers)
     assert r.status_code == 404
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 async def test_legacy_post_looks_where_octoprint_looks(env: Env) -> None:
@@ -171,5 +171,5 @@ async def test_legacy_post_looks_where_octoprint_looks(env: Env) -> None:
     form = env.auth() | {"Content-Type": "application/x-www-form-urlencoded"}
     r = await env.client.post("/api/system?action=hello", content=b"action=fail", headers=form)
     assert r.status_code == 204
-    assert len(env.store.list_runs(action="hello")) == 2
-    assert env.store.list_runs(action="fail") == []
+    assert len(env.store.runs.list(action="hello")) == 2
+    assert env.store.runs.list(action="fail") == []

@@ -65,8 +65,8 @@ async def test_duplicate_action_is_listed_once_and_last_runs(env: Env) -> None:
     assert r.json()[0]["name"] == "Duplicate hello"
     r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
     assert r.status_code == 204
-    (run,) = env.store.list_runs(action="hello")
-    assert env.store.get_run(run["id"])["stdout"] == "second\n"  # type: ignore[index]
+    (run,) = env.store.runs.list(action="hello")
+    assert env.store.runs.get(run.id).stdout == "second\n"  # type: ignore[union-attr]
 
 
 async def test_unicode_names_and_actions(env: Env) -> None:

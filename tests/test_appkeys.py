@@ -53,13 +53,13 @@ async def test_approved_request_gets_a_hashed_key_named_after_the_app_once(env: 
     r = await env.client.get(f"/plugin/appkeys/request/{token}")
     assert r.status_code == 200
     key = r.json()["api_key"]
-    assert env.store.user_for_key(key).name == "admin"  # type: ignore[union-attr]
-    assert [k.name for k in env.store.list_keys("admin")][-1] == "Home Assistant"
+    assert env.store.accounts.user_for_key(key).name == "admin"  # type: ignore[union-attr]
+    assert [k.name for k in env.store.accounts.list_keys("admin")][-1] == "Home Assistant"
     assert key not in (env.tmp / "sysmenu.db").read_bytes().decode("latin-1")
     r = await env.client.get("/api/system/commands", headers={"X-Api-Key": key})
     assert r.status_code == 200
     assert (await env.client.get(f"/plugin/appkeys/request/{token}")).status_code == 404  # handed out once
-    events = [a["event"] for a in env.store.list_audit()]
+    events = [a["event"] for a in env.store.audit.list()]
     assert {"appkey_request", "appkey_approved", "appkey_issued"} <= set(events)
 
 
@@ -71,9 +71,9 @@ async def test_denied_request_is_404_and_audited(env: Env) -> None:
     )
     assert r.status_code == 204
     assert (await env.client.get(f"/plugin/appkeys/request/{token}")).status_code == 404
-    (denied,) = [a for a in env.store.list_audit() if a["event"] == "appkey_denied"]
+    (denied,) = [a for a in env.store.audit.list() if a["event"] == "appkey_denied"]
     assert denied["user"] == "admin" and denied["detail"]["app"] == "Nosy app"
-    assert [k.name for k in env.store.list_keys("admin")] == ["default"]
+    assert [k.name for k in env.store.accounts.list_keys("admin")] == ["default"]
 
 
 async def test_decisions_need_an_admin_or_the_named_user(env: Env) -> None:
@@ -133,7 +133,7 @@ async def test_polled_request_lives_until_the_cutoff(env: Env, monkeypatch: pyte
 
 def test_pending_requests_survive_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(tmp_path / "sysmenu.db")
-    store.add_user("ann", ["admins"])
+    store.accounts.add_user("ann", ["admins"])
     token, request = AppKeys(store).request("App", None, "192.0.2.7")
     store.close()
     later = time.time() + 60  # the server was down for a minute
@@ -149,7 +149,7 @@ def test_pending_requests_survive_a_restart(tmp_path: Path, monkeypatch: pytest.
 def test_cli_lists_approves_and_denies(tmp_path: Path) -> None:
     data = tmp_path / "data"
     store = Store(data / "sysmenu.db")
-    store.add_user("ann", ["admins"])
+    store.accounts.add_user("ann", ["admins"])
     keys = AppKeys(store)
     token, first = keys.request("Home Assistant", None, "192.0.2.7")
     _, second = keys.request("OctoDash", "ann", "192.0.2.8")
@@ -165,12 +165,12 @@ def test_cli_lists_approves_and_denies(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     state, key = keys.poll(token)
     assert state == "approved" and key is not None
-    assert store.user_for_key(key).name == "ann"  # type: ignore[union-attr]
+    assert store.accounts.user_for_key(key).name == "ann"  # type: ignore[union-attr]
     r = runner.invoke(main, [*base, "key", "deny", str(second.id)])
     assert r.exit_code == 0 and "denied" in r.output
     r = runner.invoke(main, [*base, "key", "deny", str(second.id)])
     assert r.exit_code == 1 and "no pending key request" in r.output
-    events = {a["event"]: a for a in store.list_audit()}
+    events = {a["event"]: a for a in store.audit.list()}
     assert (
         events["appkey_approved"]["auth"] == "cli" and events["appkey_denied"]["detail"]["app"] == "OctoDash"
     )

@@ -131,7 +131,7 @@ async def test_path_tricks_run_nothing(env: Env, path: str) -> None:
     r = await env.client.post(f"http://example.com{path}", headers=env.auth())
     assert r.status_code in (404, 405), path
     assert "error" in r.json()
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 @pytest.mark.parametrize("path", ["/API/System/Commands", "/api/system/commands/", "/Api/system/commands"])
@@ -150,7 +150,7 @@ async def test_doubled_slashes_are_collapsed_but_still_need_a_key(env: Env) -> N
         "http://example.com//api/system/commands/custom/hello", headers={"X-Api-Key": env.user_key}
     )
     assert r.status_code == 403
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 async def test_method_override_cannot_turn_a_post_into_something_else(env: Env) -> None:
@@ -159,7 +159,7 @@ async def test_method_override_cannot_turn_a_post_into_something_else(env: Env) 
             f"{URL}/custom/hello", headers=env.auth() | {"X-HTTP-Method-Override": value}
         )
         assert r.status_code == 204  # still a POST: the command ran
-    assert len(env.store.list_runs()) == 3
+    assert len(env.store.runs.list()) == 3
 
 
 async def test_method_override_headers_are_ignored(env: Env) -> None:
@@ -170,7 +170,7 @@ async def test_method_override_headers_are_ignored(env: Env) -> None:
         assert r.status_code == 405
     r = await env.client.get(f"{URL}/custom/hello", params={"_method": "POST"}, headers=env.auth())
     assert r.status_code == 405
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 async def test_huge_body_is_413_json_and_runs_nothing(env: Env) -> None:
@@ -185,7 +185,7 @@ async def test_huge_body_is_413_json_and_runs_nothing(env: Env) -> None:
     r = await env.client.post("/api/system", content=chunks(), headers=env.auth())
     assert r.status_code == 413
     assert "error" in r.json()
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 ORIGIN = {"Origin": "http://evil.example"}

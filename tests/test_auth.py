@@ -108,19 +108,19 @@ async def test_wrong_key_is_403(env: Env, method: str, path: str) -> None:
 async def test_user_without_system_is_403(env: Env, method: str, path: str) -> None:
     r = await env.client.request(method, path, headers={"X-Api-Key": env.user_key})
     assert r.status_code == 403
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS)
 async def test_revoked_key_is_403_on_every_endpoint(env: Env, method: str, path: str) -> None:
-    key = env.store.create_key("admin", "soon revoked")
+    key = env.store.accounts.create_key("admin", "soon revoked")
     other = Store(env.tmp / "sysmenu.db")  # revoked by another process (the CLI)
-    other.revoke_key(key[:8])
+    other.accounts.revoke_key(key[:8])
     other.close()
     r = await env.client.request(method, path, headers={"X-Api-Key": key})
     assert r.status_code == 403
     assert r.json() == {"error": FORBIDDEN}
-    assert env.store.list_runs() == []
+    assert env.store.runs.list() == []
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED + ANY_KEY + ANY_KEY_NO_SUCCESS)
@@ -144,7 +144,7 @@ async def test_any_key_endpoints_refuse_no_wrong_and_revoked_keys(env: Env, meth
     assert (await env.client.request(method, path, headers={"X-Api-Key": "nope"})).status_code == 403
     r = await env.client.request(method, path, headers={"X-Api-Key": env.user_key})
     assert r.status_code in (200, 204)
-    env.store.revoke_key(env.user_key[:8])
+    env.store.accounts.revoke_key(env.user_key[:8])
     assert (await env.client.request(method, path, headers={"X-Api-Key": env.user_key})).status_code == 403
 
 
@@ -175,7 +175,7 @@ async def test_key_with_right_prefix_but_wrong_rest_is_403(env: Env) -> None:
 async def test_revoked_key_is_403_at_once(env: Env) -> None:
     url = "/api/system/commands"
     assert (await env.client.get(url, headers=env.auth())).status_code == 200
-    env.store.revoke_key(env.admin_key[:8])
+    env.store.accounts.revoke_key(env.admin_key[:8])
     assert (await env.client.get(url, headers=env.auth())).status_code == 403
 
 
@@ -183,14 +183,14 @@ async def test_key_made_by_another_process_is_seen(env: Env) -> None:
     from sysmenu.store import Store
 
     other = Store(env.tmp / "sysmenu.db")  # the CLI's own connection
-    key = other.create_key("admin", "from cli")
+    key = other.accounts.create_key("admin", "from cli")
     other.close()
     r = await env.client.get("/api/system/commands", headers={"X-Api-Key": key})
     assert r.status_code == 200
 
 
 async def test_removed_user_loses_access(env: Env) -> None:
-    env.store.remove_user("admin")
+    env.store.accounts.remove_user("admin")
     r = await env.client.get("/api/system/commands", headers=env.auth())
     assert r.status_code == 403
 
@@ -223,8 +223,8 @@ def test_keys_and_passwords_are_stored_hashed_in_a_private_directory(tmp_path: P
 
     data = tmp_path / "state"
     store = Store(data / "sysmenu.db")
-    store.add_user("carol", ["admins"], hash_password("correct horse"))
-    key = store.create_key("carol")
+    store.accounts.add_user("carol", ["admins"], hash_password("correct horse"))
+    key = store.accounts.create_key("carol")
     store.close()
     assert data.stat().st_mode & 0o777 == 0o700
     raw = b"".join(p.read_bytes() for p in data.iterdir())  # the database, its WAL and index
@@ -232,8 +232,8 @@ def test_keys_and_passwords_are_stored_hashed_in_a_private_directory(tmp_path: P
     assert b"correct horse" not in raw
     assert hashlib.sha256(key.encode()).hexdigest().encode() in raw
     store = Store(data / "sysmenu.db")
-    stored = store.password_hash("carol")
+    stored = store.accounts.password_hash("carol")
     assert stored is not None and stored.startswith("$argon2")
     assert verify_password(stored, "correct horse") and not verify_password(stored, "wrong")
-    assert store.user_for_key(key) is not None
+    assert store.accounts.user_for_key(key) is not None
     store.close()

@@ -40,7 +40,7 @@ def test_user_add_list_remove(cli: tuple[CliRunner, list[str]], tmp_path: Path) 
     r = runner.invoke(main, [*base, "user", "list"])
     assert "ann" in r.output and "SYSTEM" in r.output
     store = Store(tmp_path / "data" / "sysmenu.db")
-    stored = store.password_hash("ann")
+    stored = store.accounts.password_hash("ann")
     # stored as an argon2 hash: never the password (whose space and "!" no hash can hold)
     assert stored is not None and stored.startswith("$argon2") and "my pw!" not in stored
     assert verify_password(stored, "my pw!")
@@ -68,13 +68,13 @@ def test_key_create_list_revoke(cli: tuple[CliRunner, list[str]], tmp_path: Path
     key = r.output.strip()
     assert len(key) == 43
     store = Store(tmp_path / "data" / "sysmenu.db")
-    user = store.user_for_key(key)
+    user = store.accounts.user_for_key(key)
     assert user is not None and user.name == "ann"
     r = runner.invoke(main, [*base, "key", "list"])
     assert key[:8] in r.output and key not in r.output and "active" in r.output
     r = runner.invoke(main, [*base, "key", "revoke", key[:8]])
     assert r.exit_code == 0
-    assert store.user_for_key(key) is None
+    assert store.accounts.user_for_key(key) is None
     r = runner.invoke(main, [*base, "key", "revoke", key[:8]])
     assert r.exit_code == 1
     r = runner.invoke(main, [*base, "key", "create", "nobody"])

@@ -194,7 +194,7 @@ async def test_form_encoded_apikey_is_accepted(env: Env) -> None:
         "/api/system", content=f"action=hello&apikey={env.admin_key}".encode(), headers=form
     )
     assert r.status_code == 204
-    assert [run["action"] for run in env.store.list_runs()] == ["hello", "hello"]
+    assert [run.action for run in env.store.runs.list()] == ["hello", "hello"]
 
 
 @pytest.mark.config(
@@ -209,8 +209,8 @@ system:
 async def test_empty_command_runs_and_answers_204(env: Env) -> None:
     r = await env.client.post("/api/system/commands/custom/empty", headers=env.auth())
     assert r.status_code == 204
-    (run,) = env.store.list_runs()
-    assert run["state"] == "ok"
+    (run,) = env.store.runs.list()
+    assert run.state == "ok"
 
 
 QUEUEING = """\
@@ -239,18 +239,18 @@ async def test_default_is_one_at_a_time_queued(env: Env, monkeypatch: pytest.Mon
     first = await env.client.post(url + "slow_async", headers=env.auth())
     second = await env.client.post(url + "slow_async", headers=env.auth())
     assert (first.status_code, second.status_code) == (204, 204)
-    assert len(env.store.list_runs(action="slow_async")) == 1  # the second waits for its turn
+    assert len(env.store.runs.list(action="slow_async")) == 1  # the second waits for its turn
     results = await asyncio.gather(
         *(env.client.post(url + "slow_sync", headers=env.auth()) for _ in range(2))
     )
     assert [r.status_code for r in results] == [204, 204]
     for _ in range(100):
-        runs = env.store.list_runs(action="slow_async")
-        if len(runs) == 2 and all(r["state"] != "running" for r in runs):
+        runs = env.store.runs.list(action="slow_async")
+        if len(runs) == 2 and all(r.state != "running" for r in runs):
             break
         await asyncio.sleep(0.05)
-    assert [r["state"] for r in env.store.list_runs(action="slow_async")] == ["ok", "ok"]
-    assert [r["state"] for r in env.store.list_runs(action="slow_sync")] == ["ok", "ok"]
+    assert [r.state for r in env.store.runs.list(action="slow_async")] == ["ok", "ok"]
+    assert [r.state for r in env.store.runs.list(action="slow_sync")] == ["ok", "ok"]
 
 
 @pytest.mark.config(QUEUEING)

@@ -91,7 +91,7 @@ async def test_client_written_forwarded_for_entries_behind_a_proxy_are_not_belie
         f"{URL}/custom/hello", headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.51"} | env.auth()
     )
     assert r.status_code == 204
-    assert env.store.list_runs()[0]["client"] == "203.0.113.51"
+    assert env.store.runs.list()[0].client == "203.0.113.51"
 
 
 def test_ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sysmenu.app import Sysmenu
 from sysmenu.config import load
 from sysmenu.reload import ConfigWatcher
+from sysmenu.state import State
 from sysmenu.store import Store
 
 GOOD = "system:\n  actions:\n    - action: one\n      command: echo one\n"
@@ -17,10 +17,10 @@ BROKEN = "system:\n  actions:\n    - action: three\n      timeout: soon\n"
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Sysmenu:
+def app(tmp_path: Path) -> State:
     path = tmp_path / "config.yaml"
     path.write_text(GOOD)
-    return Sysmenu(load(path), Store(tmp_path / "db"))
+    return State(load(path), Store(tmp_path / "db"))
 
 
 def replace(path: Path, text: str) -> None:
@@ -30,7 +30,7 @@ def replace(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def test_good_change_takes_effect(app: Sysmenu, tmp_path: Path) -> None:
+def test_good_change_takes_effect(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     assert watcher.check() is False
@@ -40,10 +40,10 @@ def test_good_change_takes_effect(app: Sysmenu, tmp_path: Path) -> None:
     assert app.catalogue.get("custom", "one") is None
     assert app.runner.default_timeout == 7
     assert app.config_state.error is None
-    assert app.store.list_audit()[0]["event"] == "config-reloaded"
+    assert app.store.audit.list()[0]["event"] == "config-reloaded"
 
 
-def test_broken_change_keeps_last_good_and_reports(app: Sysmenu, tmp_path: Path) -> None:
+def test_broken_change_keeps_last_good_and_reports(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     replace(path, BROKEN)
@@ -51,13 +51,13 @@ def test_broken_change_keeps_last_good_and_reports(app: Sysmenu, tmp_path: Path)
     assert app.catalogue.get("custom", "one") is not None
     error = app.config_state.error
     assert error is not None and "line 4: system.actions.0.timeout = 'soon'" in error
-    assert app.store.list_audit()[0]["event"] == "config-rejected"
+    assert app.store.audit.list()[0]["event"] == "config-rejected"
     replace(path, GOOD.replace("one", "uno"))
     watcher.check()
     assert app.config_state.error is None and app.catalogue.get("custom", "uno") is not None
 
 
-def test_deleted_file_keeps_last_good(app: Sysmenu, tmp_path: Path) -> None:
+def test_deleted_file_keeps_last_good(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     path.unlink()
@@ -66,7 +66,7 @@ def test_deleted_file_keeps_last_good(app: Sysmenu, tmp_path: Path) -> None:
     assert "no such file" in (app.config_state.error or "")
 
 
-def test_address_and_data_dir_wait_for_a_restart(app: Sysmenu, tmp_path: Path) -> None:
+def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     replace(path, "sysmenu:\n  port: 6000\n  data_dir: /elsewhere\n" + GOOD)

@@ -13,7 +13,8 @@ import pytest
 
 from sysmenu.catalogue import CommandSpec
 from sysmenu.errors import BadRequest, Conflict, SysmenuError
-from sysmenu.runner import Runner, Who
+from sysmenu.models import Who
+from sysmenu.runner import Runner
 from sysmenu.store import Store
 from tests.proctable import processes_with, wait_until_gone, zombies_of
 
@@ -35,7 +36,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
     store = Store(tmp_path / "runs.db")
-    r = Runner(store, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096)
     yield r
     await r.close()
     store.close()
@@ -52,12 +53,12 @@ def marker() -> str:
 
 async def test_ok_run_is_recorded(runner: Runner) -> None:
     run = await runner.start(spec("echo out; echo err >&2"), WHO)
-    assert runner.store.get_run(run.id)["state"] == "running"  # type: ignore[index]
+    assert runner.runlog.get(run.id).state == "running"  # type: ignore[union-attr]
     await run.done.wait()
-    row = runner.store.get_run(run.id)
+    row = runner.runlog.get(run.id)
     assert row is not None
-    assert (row["state"], row["returncode"], row["stdout"], row["stderr"]) == ("ok", 0, "out\n", "err\n")
-    assert row["user"] == "tester" and row["duration"] >= 0
+    assert (row.state, row.returncode, row.stdout, row.stderr) == ("ok", 0, "out\n", "err\n")
+    assert row.user == "tester" and row.duration >= 0
 
 
 async def test_failed_run(runner: Runner) -> None:
@@ -122,8 +123,8 @@ async def test_output_is_bounded_head_and_tail(runner: Runner) -> None:
     assert "bytes dropped" in text
     total = len("\n".join(str(i) for i in range(1, 100001))) + 1
     assert run.stdout.dropped == total - 4096
-    row = runner.store.get_run(run.id)
-    assert row is not None and row["stdout_dropped"] == run.stdout.dropped
+    row = runner.runlog.get(run.id)
+    assert row is not None and row.stdout_dropped == run.stdout.dropped
 
 
 async def test_non_utf8_output_is_kept_readable(runner: Runner) -> None:
@@ -155,9 +156,9 @@ async def test_queue_waits_its_turn(runner: Runner) -> None:
     runs = await asyncio.gather(*(runner.start(s, WHO) for _ in range(4)))
     await asyncio.gather(*(r.done.wait() for r in runs))
     assert all(r.state == "ok" for r in runs)
-    rows = sorted((runner.store.get_run(r.id) for r in runs), key=lambda row: row["started"])  # type: ignore[arg-type,index,return-value]
+    rows = sorted((runner.runlog.get(r.id) for r in runs), key=lambda row: row.started)  # type: ignore[union-attr]
     for earlier, later in itertools.pairwise(rows):
-        assert earlier["ended"] <= later["started"]  # type: ignore[index]
+        assert earlier.ended <= later.started  # type: ignore[operator]
 
 
 async def test_concurrency_two(runner: Runner) -> None:
@@ -178,13 +179,13 @@ async def test_divider_and_missing_command(runner: Runner) -> None:
 
 async def test_close_interrupts_running_runs(tmp_path: Path) -> None:
     store = Store(tmp_path / "close.db")
-    r = Runner(store, default_timeout=30, kill_grace=5, output_limit=4096)
+    r = Runner(store.runs, default_timeout=30, kill_grace=5, output_limit=4096)
     m = marker()
     run = await r.start(spec(f"sleep {m} | cat"), WHO)
     await asyncio.sleep(0.1)
     await asyncio.wait_for(r.close(), 10)
     assert run.state == "interrupted"
-    assert store.get_run(run.id)["state"] == "interrupted"  # type: ignore[index]
+    assert store.runs.get(run.id).state == "interrupted"  # type: ignore[union-attr]
     assert wait_until_gone(m) == []
     with pytest.raises(Conflict):
         await r.start(spec("true"), WHO)
@@ -193,11 +194,11 @@ async def test_close_interrupts_running_runs(tmp_path: Path) -> None:
 
 async def test_recover_marks_left_runs_interrupted(tmp_path: Path) -> None:
     store = Store(tmp_path / "recover.db")
-    left = store.start_run("custom", "a", "A", "x", "apikey", "127.0.0.1")
-    r = Runner(store, default_timeout=30, kill_grace=1, output_limit=4096)
+    left = store.runs.start("custom", "a", "A", Who("x", "apikey", "127.0.0.1"))
+    r = Runner(store.runs, default_timeout=30, kill_grace=1, output_limit=4096)
     assert r.recover() == [left]
-    row = store.get_run(left)
-    assert row is not None and row["state"] == "interrupted" and row["ended"] is not None
+    row = store.runs.get(left)
+    assert row is not None and row.state == "interrupted" and row.ended is not None
     store.close()
 
 

@@ -109,7 +109,7 @@ async def test_kill_a_running_run(env: Env) -> None:
     assert run["state"] == "killed"
     r = await env.client.post(f"/api/runs/{run_id}/kill", headers=env.auth())
     assert r.status_code == 409
-    assert any(a["event"] == "kill" for a in env.store.list_audit())
+    assert any(a["event"] == "kill" for a in env.store.audit.list())
 
 
 @pytest.mark.config(SLOW)
@@ -134,8 +134,8 @@ async def test_timeout_is_a_500_for_a_sync_command(env: Env) -> None:
     r = await env.client.post("/api/system/commands/custom/short", headers=env.auth())
     assert r.status_code == 500
     assert "timed out after 0.2 seconds" in r.json()["error"]
-    (run,) = env.store.list_runs(action="short")
-    assert run["state"] == "timeout"
+    (run,) = env.store.runs.list(action="short")
+    assert run.state == "timeout"
 
 
 async def test_idempotency_key_returns_the_first_run(env: Env) -> None:
@@ -143,35 +143,35 @@ async def test_idempotency_key_returns_the_first_run(env: Env) -> None:
     for _ in range(3):
         r = await env.client.post("/api/system/commands/custom/hello", headers=headers)
         assert r.status_code == 204
-    assert len(env.store.list_runs(action="hello")) == 1
+    assert len(env.store.runs.list(action="hello")) == 1
     for _ in range(2):
         r = await env.client.post(
             "/api/system/commands/custom/fail", headers=env.auth() | {"Idempotency-Key": "k2"}
         )
         assert r.status_code == 500
-    assert len(env.store.list_runs(action="fail")) == 1
+    assert len(env.store.runs.list(action="fail")) == 1
     async_headers = headers | {"Prefer": "respond-async"}
     r = await env.client.post("/api/system/commands/custom/hello", headers=async_headers)
     assert r.status_code == 202
-    assert r.json()["id"] == env.store.list_runs(action="hello")[0]["id"]
+    assert r.json()["id"] == env.store.runs.list(action="hello")[0].id
 
 
 async def test_idempotency_keys_are_per_user(env: Env) -> None:
-    other = env.store.create_key("admin", "second")
-    env.store.add_user("carol", ["admins"])
-    carol = env.store.create_key("carol")
+    other = env.store.accounts.create_key("admin", "second")
+    env.store.accounts.add_user("carol", ["admins"])
+    carol = env.store.accounts.create_key("carol")
     for key in (env.admin_key, other, carol):
         r = await env.client.post(
             "/api/system/commands/custom/hello", headers={"X-Api-Key": key, "Idempotency-Key": "same"}
         )
         assert r.status_code == 204
-    assert len(env.store.list_runs(action="hello")) == 2
+    assert len(env.store.runs.list(action="hello")) == 2
 
 
 async def test_events_of_a_finished_run(env: Env) -> None:
     await env.client.post("/api/system/commands/custom/fail", headers=env.auth())
-    (run,) = env.store.list_runs(action="fail")
-    r = await env.client.get(f"/api/runs/{run['id']}/events", headers=env.auth())
+    (run,) = env.store.runs.list(action="fail")
+    r = await env.client.get(f"/api/runs/{run.id}/events", headers=env.auth())
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(r.text)

@@ -22,8 +22,8 @@ CSRF = "csrf_token_P80"
 
 @pytest.fixture
 def passwords(env: Env) -> Env:
-    env.store.set_password("admin", hash_password(PASSWORD))
-    env.store.set_password("bob", hash_password(PASSWORD))
+    env.store.accounts.set_password("admin", hash_password(PASSWORD))
+    env.store.accounts.set_password("bob", hash_password(PASSWORD))
     return env
 
 
@@ -54,7 +54,7 @@ async def test_login_sets_a_strict_httponly_session_cookie(passwords: Env) -> No
     token = passwords.client.cookies[SESSION]
     assert token != body["csrf_token"]
     assert len(token) >= 43
-    dump = "\n".join(passwords.store.db.iterdump())
+    dump = "\n".join(passwords.store.db.conn.iterdump())
     assert token not in dump
 
 
@@ -77,7 +77,7 @@ async def test_wrong_login_is_403_and_sets_no_cookie(passwords: Env, user: str, 
     assert r.status_code == 403
     assert r.json() == {"error": "Wrong user name or password"}
     assert "set-cookie" not in r.headers
-    assert passwords.store.list_audit()[0]["event"] == "login_failed"
+    assert passwords.store.audit.list()[0]["event"] == "login_failed"
 
 
 async def test_user_without_password_cannot_log_in(env: Env) -> None:
@@ -113,8 +113,8 @@ async def test_session_works_for_the_octoprint_api(passwords: Env) -> None:
     assert [c["action"] for c in r.json()["core"]][:1] == ["shutdown"]
     r = await passwords.client.post("/api/system/commands/custom/hello", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 204
-    run = passwords.store.list_runs()[0]
-    assert (run["user"], run["auth"], run["action"]) == ("admin", "session", "hello")
+    run = passwords.store.runs.list()[0]
+    assert (run.user, run.auth, run.action) == ("admin", "session", "hello")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ async def test_state_change_with_a_cookie_needs_the_csrf_token(
     r = await passwords.client.request(method, path, headers=headers, data={"action": "hello"})
     assert r.status_code == 403
     assert "CSRF" in r.json()["error"]
-    assert passwords.store.list_runs() == []
+    assert passwords.store.runs.list() == []
     # still logged in: a forged request does not end the session
     assert (await passwords.client.get("/api/currentuser")).json()["name"] == "admin"
 
@@ -144,7 +144,7 @@ async def test_api_key_requests_need_no_csrf_token_even_with_a_cookie(passwords:
     await login(passwords, "bob")  # a session of a user without SYSTEM
     r = await passwords.client.post("/api/system/commands/custom/hello", headers=passwords.auth())
     assert r.status_code == 204
-    assert passwords.store.list_runs()[0]["auth"] == "apikey"
+    assert passwords.store.runs.list()[0].auth == "apikey"
 
 
 async def test_session_of_a_user_without_system_is_403(passwords: Env) -> None:
@@ -152,7 +152,7 @@ async def test_session_of_a_user_without_system_is_403(passwords: Env) -> None:
     assert (await passwords.client.get("/api/system/commands")).status_code == 403
     r = await passwords.client.post("/api/system/commands/custom/hello", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 403
-    assert passwords.store.list_runs() == []
+    assert passwords.store.runs.list() == []
 
 
 async def test_csrf_token_of_another_session_is_refused(passwords: Env) -> None:
@@ -168,7 +168,7 @@ async def test_fresh_credentials_need_a_password_check_within_5_minutes(password
     headers = {"X-CSRF-Token": csrf}
     r = await passwords.client.post("/api/system/commands/core/shutdown", headers=headers)
     assert r.status_code == 204  # just logged in: fresh
-    with passwords.store.transaction() as db:  # the login was 6 minutes ago
+    with passwords.store.db.transaction() as db:  # the login was 6 minutes ago
         db.execute("UPDATE sessions SET password_at = password_at - 360")
     assert passwords.client.cookies[SESSION] == token
     r = await passwords.client.post("/api/system/commands/core/shutdown", headers=headers)
@@ -184,7 +184,7 @@ async def test_fresh_credentials_need_a_password_check_within_5_minutes(password
     assert passwords.client.cookies[SESSION] != token  # a new session replaces the old
     r = await passwords.client.post("/api/system/commands/core/shutdown", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 204
-    assert [r["action"] for r in passwords.store.list_runs()].count("shutdown") == 2
+    assert [r.action for r in passwords.store.runs.list()].count("shutdown") == 2
     # the replaced session is over
     passwords.client.cookies.set(SESSION, token)
     assert (await passwords.client.get("/api/currentuser")).json()["name"] is None
@@ -228,19 +228,19 @@ async def test_logout_ends_the_session(passwords: Env) -> None:
         "groups": [],
         "permissions": [],
     }
-    assert [e["event"] for e in passwords.store.list_audit()[:2]] == ["logout", "login"]
+    assert [e["event"] for e in passwords.store.audit.list()[:2]] == ["logout", "login"]
 
 
 async def test_a_new_password_ends_the_users_sessions(passwords: Env) -> None:
     await login(passwords)
     assert (await passwords.client.get("/api/system/commands")).status_code == 200
-    passwords.store.set_password("admin", hash_password("another one"))
+    passwords.store.accounts.set_password("admin", hash_password("another one"))
     assert (await passwords.client.get("/api/system/commands")).status_code == 403
 
 
 async def test_removing_a_user_ends_their_sessions(passwords: Env) -> None:
     await login(passwords)
-    passwords.store.remove_user("admin")
+    passwords.store.accounts.remove_user("admin")
     assert (await passwords.client.get("/api/system/commands")).status_code == 403
 
 

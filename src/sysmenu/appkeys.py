@@ -22,7 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .store import Store, StoreError, digest
+from .accounts import digest
+from .errors import StoreError
+from .models import Who
+from .store import Store
 
 POLL_TIMEOUT = 5.0  # seconds a pending request lives without a poll (as OctoPrint)
 CUTOFF = 600.0  # seconds any request lives (as OctoPrint's stale-request cut-off)
@@ -83,7 +86,7 @@ class AppKeys:
     def __init__(self, store: Store) -> None:
         self.store = store
         try:
-            with store.transaction(keys=False) as db:
+            with store.db.transaction() as db:
                 db.execute(_SCHEMA)
         except sqlite3.OperationalError:  # a read-only store: the table may be there already
             pass
@@ -98,14 +101,14 @@ class AppKeys:
         """At server start: pending requests get a fresh poll window (their apps could
         not poll while the server was down)."""
         now = time.time()
-        with self.store.transaction(keys=False) as db:
+        with self.store.db.transaction() as db:
             db.execute("DELETE FROM app_requests WHERE created < ?", (now - CUTOFF,))
             db.execute("UPDATE app_requests SET polled = ? WHERE state = 'pending'", (now,))
 
     def request(self, app: str, user: str | None, client: str | None) -> tuple[str, AppRequest]:
         """A new pending request; return the app token (given out once) and the request."""
         app_token, user_token, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
-        with self.store.transaction(keys=False) as db:
+        with self.store.db.transaction() as db:
             self._prune(db, now)
             (total,) = db.execute("SELECT count(*) FROM app_requests WHERE state = 'pending'").fetchone()
             (mine,) = db.execute(
@@ -126,7 +129,7 @@ class AppKeys:
         (the key is made now and given out this once), or ("gone", None) for denied,
         expired or unknown requests."""
         now = time.time()
-        with self.store.transaction(keys=False) as db:
+        with self.store.db.transaction() as db:
             self._prune(db, now)
             sql = "SELECT * FROM app_requests WHERE app_digest = ?"
             row = db.execute(sql, (digest(app_token),)).fetchone()
@@ -139,17 +142,17 @@ class AppKeys:
         if row["state"] != "approved":
             return "gone", None
         try:
-            key = self.store.create_key(row["decided_by"], row["app"])
+            key = self.store.accounts.create_key(row["decided_by"], row["app"])
         except StoreError:  # the approving user was removed in the meantime
             return "gone", None
-        who, client = row["decided_by"], row["client"]
-        self.store.audit("appkey_issued", who, None, client, app=row["app"], request=row["id"])
+        who = Who(row["decided_by"], None, row["client"])
+        self.store.audit.record("appkey_issued", who, app=row["app"], request=row["id"])
         return "approved", key
 
     def pending(self) -> list[AppRequest]:
         """Live pending requests, oldest first."""
         now = time.time()
-        rows = self.store.db.execute(
+        rows = self.store.db.conn.execute(
             "SELECT * FROM app_requests WHERE state = 'pending' AND created >= ? AND polled >= ? ORDER BY id",
             (now - CUTOFF, now - POLL_TIMEOUT),
         )
@@ -170,11 +173,11 @@ class AppKeys:
     def decide(self, request: AppRequest, approve: bool, decided_by: str) -> bool:
         """Record a decision; False when the request is no longer pending."""
         now = time.time()
-        with self.store.transaction(keys=False) as db:
+        with self.store.db.transaction() as db:
             self._prune(db, now)
             cur = db.execute(
                 "UPDATE app_requests SET state = ?, decided_by = ?, decided = ? "
                 "WHERE id = ? AND state = 'pending'",
                 ("approved" if approve else "denied", decided_by, now, request.id),
             )
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)

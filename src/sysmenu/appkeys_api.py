@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .api import NO_CONTENT, STALE_CREDENTIALS, json_response
+from .api import STALE_CREDENTIALS
 from .appkeys import MAX_APP_NAME, AppKeys, RequestRefused
 from .errors import BadRequest, Forbidden, NotFound, TooManyRequests
+from .models import Who
+from .responses import NO_CONTENT, json_response
 
 if TYPE_CHECKING:
-    from .app import Sysmenu
+    from .state import State
 
 log = logging.getLogger("sysmenu")
 
@@ -35,7 +37,7 @@ def _json_body(body: bytes) -> dict[str, Any]:
 
 
 class AppKeysApi:
-    def __init__(self, state: Sysmenu) -> None:
+    def __init__(self, state: State) -> None:
         self.state = state
         self.keys = AppKeys(state.store)
 
@@ -68,7 +70,9 @@ class AppKeysApi:
         except RequestRefused as exc:
             raise TooManyRequests(str(exc), headers={"Retry-After": "10"}) from None
         log.info("key request %s from %s for app %r (user %s)", pending.id, client, app, user or "any")
-        self.state.store.audit("appkey_request", user, None, client, app=pending.app, request=pending.id)
+        self.state.store.audit.record(
+            "appkey_request", Who(user, None, client), app=pending.app, request=pending.id
+        )
         base = self.state.proxies.base_url(request)
         poll = f"{base}plugin/appkeys/request/{app_token}"
         body = {"app_token": app_token, "auth_dialog": base + (f"?user={user}" if user else "")}
@@ -105,10 +109,10 @@ class AppKeysApi:
             raise NotFound(UNKNOWN_REQUEST)
         client = self.state.proxies.client(request)
         event = "appkey_approved" if approve else "appkey_denied"
-        self.state.store.audit(
-            event, identity.user.name, identity.method, client, app=pending.app, request=pending.id,
-            requested_from=pending.client,
-        )  # fmt: skip
+        who = identity.who(client)
+        self.state.store.audit.record(
+            event, who, app=pending.app, request=pending.id, requested_from=pending.client
+        )
         return NO_CONTENT
 
     async def listing(self, request: Request) -> Response:
@@ -118,7 +122,7 @@ class AppKeysApi:
         user = identity.user
         keys = [
             {"app_id": k.name, "user_id": k.user, "created": k.created}
-            for k in self.state.store.list_keys(user.name)
+            for k in self.state.store.accounts.list_keys(user.name)
             if k.revoked is None
         ]
         pending = self.keys.decidable(user.name, user.can("ADMIN"))

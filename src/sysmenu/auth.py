@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from .accounts import Accounts
 from .errors import TooManyRequests
+from .models import Session, User, Who
 from .ratelimit import FailureLimiter
-from .runner import Who
-from .store import Session, Store, User
+from .sessions import Sessions
 
 # The text OctoPrint's 403 carries (Werkzeug's standard description of 403).
 FORBIDDEN = (
@@ -113,7 +114,8 @@ def refuse_if_limited(limiter: FailureLimiter, client: str | None, what: str) ->
 
 def identify(
     request: Request,
-    store: Store,
+    accounts: Accounts,
+    sessions: Sessions,
     limiter: FailureLimiter,
     client: str | None,
     session_cookie: Callable[[], str] | None = None,
@@ -127,10 +129,10 @@ def identify(
     key = presented_key(request)
     if key is None:
         token = request.cookies.get(session_cookie()) if session_cookie else None
-        session = store.get_session(token) if token and len(token) <= MAX_KEY_LENGTH else None
+        session = sessions.get(token) if token and len(token) <= MAX_KEY_LENGTH else None
         return Identity(session.user, "session", session) if session else None
     refuse_if_limited(limiter, client, "attempts")
-    user = store.user_for_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    user = accounts.user_for_key(key) if len(key) <= MAX_KEY_LENGTH else None
     if user is None:
         limiter.fail(client)
         return None

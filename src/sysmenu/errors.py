@@ -71,3 +71,7 @@ class CommandFailed(SysmenuError):
 
 class ConfigError(Exception):
     """The configuration file is unusable; the message names key, line and value."""
+
+
+class StoreError(Exception):
+    """A store operation that cannot be done (unknown user, duplicate name...)."""

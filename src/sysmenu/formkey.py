@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .api import json_response
 from .errors import PayloadTooLarge, error_body
+from .responses import json_response
 
 FORM = b"application/x-www-form-urlencoded"
 

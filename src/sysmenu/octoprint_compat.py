@@ -26,12 +26,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import __version__, auth
-from .api import NO_CONTENT, OCTOPRINT_VERSION, json_response
+from .api import OCTOPRINT_VERSION
 from .errors import BadRequest, Conflict, UnsupportedMediaType
 from .hostinfo import lan_address
+from .responses import NO_CONTENT, json_response
 
 if TYPE_CHECKING:
-    from .app import Sysmenu
+    from .state import State
 
 NOT_OPERATIONAL = "No printer is connected: the printer is not operational"
 DEFAULT_PROFILE = {"id": "_default", "name": "Default"}
@@ -214,7 +215,7 @@ class OctoPrintCompat:
     """Handlers of the neighbouring OctoPrint endpoints (job, printer, connection,
     settings, util/test, system info and usage)."""
 
-    def __init__(self, state: Sysmenu) -> None:
+    def __init__(self, state: State) -> None:
         self.state = state
 
     def routes(self) -> list[BaseRoute]:
@@ -282,4 +283,4 @@ class OctoPrintCompat:
 
     def _data_dir(self) -> str:
         """Where this server keeps its database."""
-        return os.path.dirname(os.path.abspath(self.state.store.path))
+        return os.path.dirname(os.path.abspath(self.state.store.db.path))

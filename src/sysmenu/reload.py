@@ -12,26 +12,15 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import load
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .app import Sysmenu
+    from .state import State
 
 log = logging.getLogger("sysmenu.reload")
-
-
-@dataclass
-class ConfigState:
-    """What the status endpoint says of the config."""
-
-    source: str
-    loaded: float
-    error: str | None = None
-    error_at: float | None = None
 
 
 def _signature(path: str) -> tuple[int, int, int, int] | None:
@@ -43,8 +32,8 @@ def _signature(path: str) -> tuple[int, int, int, int] | None:
 
 
 class ConfigWatcher:
-    def __init__(self, app: Sysmenu, path: str, interval: float) -> None:
-        self.app = app
+    def __init__(self, state: State, path: str, interval: float) -> None:
+        self.state = state
         self.path = path
         self.interval = interval
         self._seen = _signature(path)
@@ -55,19 +44,19 @@ class ConfigWatcher:
         if signature == self._seen:
             return False
         self._seen = signature
-        state = self.app.config_state
+        state = self.state.config_state
         try:
             config = load(self.path)
         except ConfigError as exc:
             state.error, state.error_at = str(exc), time.time()
             log.error("config change not applied, the last good config stays in force:\n%s", exc)
-            self.app.store.audit("config-rejected", None, None, None, error=str(exc))
+            self.state.store.audit.record("config-rejected", error=str(exc))
             return True
-        self.app.apply(config)
+        self.state.apply(config)
         state.error = state.error_at = None
         state.loaded = time.time()
         log.info("config reloaded from %s", self.path)
-        self.app.store.audit("config-reloaded", None, None, None, source=self.path)
+        self.state.store.audit.record("config-reloaded", source=self.path)
         return True
 
     async def watch(self) -> None:

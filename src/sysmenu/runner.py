@@ -18,14 +18,17 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, Conflict, NotFound, StorageUnavailable, SysmenuError
+from .models import RunRecord, Who
 from .output import Output
+from .runlog import RunLog
 from .spawn import spawn
-from .store import Store
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("sysmenu.runner")
 
@@ -34,15 +37,6 @@ _READ_SIZE = 65536
 MAX_QUEUED = 64  # runs of one command that may wait for their turn without a request
 _FOLLOWER_BACKLOG = 256  # queued chunks before a slow follower skips output
 _PIPE_GRACE = 1.0  # seconds a leftover process may hold the pipes after the command ends
-
-
-@dataclass(frozen=True, slots=True)
-class Who:
-    """Who started a run: user, how they authenticated, from where."""
-
-    user: str | None = None
-    auth: str | None = None
-    client: str | None = None
 
 
 def _process_start_time(pid: int) -> str | None:
@@ -132,31 +126,37 @@ class Run:
             self._ending = self._ending or "killed"
             self._kill_requested.set()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.spec.source,
-            "action": self.spec.action,
-            "name": self.spec.name,
-            "user": self.who.user,
-            "auth": self.who.auth,
-            "client": self.who.client,
-            "started": self.started,
-            "ended": None if self.duration is None else self.started + self.duration,
-            "duration": self.duration,
-            "state": self.state,
-            "returncode": self.returncode,
-            "signal": self.signal,
-            "stdout_dropped": self.stdout.dropped,
-            "stderr_dropped": self.stderr.dropped,
-        }
+    def record(self, output: bool = True) -> RunRecord:
+        """The run as it stands, in the shape the run log keeps (output: with its text)."""
+        return RunRecord(
+            id=self.id,
+            source=self.spec.source,
+            action=self.spec.action,
+            name=self.spec.name,
+            user=self.who.user,
+            auth=self.who.auth,
+            client=self.who.client,
+            started=self.started,
+            ended=None if self.duration is None else self.started + self.duration,
+            duration=self.duration,
+            state=self.state,
+            returncode=self.returncode,
+            signal=self.signal,
+            stdout_dropped=self.stdout.dropped,
+            stderr_dropped=self.stderr.dropped,
+            stdout=self.stdout.text() if output else None,
+            stderr=self.stderr.text() if output else None,
+            pid=self.pid,
+        )
 
 
 class Runner:
     """Starts runs, enforces each command's concurrency, keeps the running set."""
 
-    def __init__(self, store: Store, *, default_timeout: float, kill_grace: float, output_limit: int) -> None:
-        self.store = store
+    def __init__(
+        self, runlog: RunLog, *, default_timeout: float, kill_grace: float, output_limit: int
+    ) -> None:
+        self.runlog = runlog
         self.default_timeout = default_timeout
         self.kill_grace = kill_grace
         self.output_limit = output_limit
@@ -167,6 +167,22 @@ class Runner:
         self._queued: dict[tuple[str, str], int] = {}  # runs waiting without a request
         self._closing = False
         self._stop_grace = kill_grace
+
+    @classmethod
+    def from_settings(cls, runlog: RunLog, settings: Settings) -> Runner:
+        """The runner the ``sysmenu:`` settings describe (the one settings -> Runner mapping)."""
+        return cls(
+            runlog,
+            default_timeout=settings.default_timeout,
+            kill_grace=settings.kill_grace,
+            output_limit=settings.output_limit,
+        )
+
+    def configure(self, settings: Settings) -> None:
+        """Take the run limits of `settings` (a reload); runs in progress keep theirs."""
+        self.default_timeout = settings.default_timeout
+        self.kill_grace = settings.kill_grace
+        self.output_limit = settings.output_limit
 
     async def start(self, spec: CommandSpec, who: Who, idempotency_key: str | None = None) -> Run:
         """Start `spec` (waiting for a slot if it queues); 409 if it may not run now."""
@@ -186,9 +202,7 @@ class Runner:
                 raise Conflict(f"Command {spec.source}:{spec.action} is already running (run {ids})")
             await self._wait_turn(key, spec)
         try:
-            run_id = self.store.start_run(
-                spec.source, spec.action, spec.name, who.user, who.auth, who.client, idempotency_key
-            )
+            run_id = self.runlog.start(spec.source, spec.action, spec.name, who, idempotency_key)
         except sqlite3.Error as exc:
             log.error("cannot record a run of %s:%s, not running it: %s", spec.source, spec.action, exc)
             raise StorageUnavailable(f"Cannot record the run, so the command was not run: {exc}") from None
@@ -269,7 +283,7 @@ class Runner:
             try:
                 run.pid = transport.get_pid()
                 try:
-                    self.store.set_run_process(run.id, run.pid, _process_start_time(run.pid))
+                    self.runlog.set_process(run.id, run.pid, _process_start_time(run.pid))
                 except sqlite3.Error as exc:  # only recovery after a crash needs it
                     log.warning("cannot record the process of run %s: %s", run.id, exc)
                 await self._supervise(run, protocol)
@@ -307,18 +321,7 @@ class Runner:
 
     def _record_end(self, run: Run) -> None:
         assert run.duration is not None
-        self.store.finish_run(
-            run.id,
-            state=run.state,
-            ended=run.started + run.duration,
-            duration=run.duration,
-            returncode=run.returncode,
-            signal=run.signal,
-            stdout=run.stdout.text(),
-            stderr=run.stderr.text(),
-            stdout_dropped=run.stdout.dropped,
-            stderr_dropped=run.stderr.dropped,
-        )
+        self.runlog.finish(run.record())
 
     async def _supervise(self, run: Run, process: _Process) -> None:
         """Wait for the command's end (or its timeout, or a kill), then clean its group up."""
@@ -370,10 +373,10 @@ class Runner:
     def recover(self) -> list[int]:
         """At start-up: mark runs a dead server left as interrupted, kill their groups."""
         ids = []
-        for row in self.store.interrupt_running():
-            ids.append(row["id"])
-            pid = row["pid"]
-            if pid and row["pid_start"] and _process_start_time(pid) == row["pid_start"]:
+        for record in self.runlog.interrupt_running():
+            ids.append(record.id)
+            pid = record.pid
+            if pid and record.pid_start and _process_start_time(pid) == record.pid_start:
                 _killpg(pid, signals.SIGKILL)
         return ids
 

@@ -12,13 +12,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
-from .api import JSON, json_response
 from .errors import BadRequest, Conflict, NotFound
+from .models import RUN_STATES, RunRecord
 from .openapi import openapi_document
-from .store import RUN_STATES
+from .responses import JSON, json_response
+from .runner import Run
 
 if TYPE_CHECKING:
-    from .app import Sysmenu
+    from .state import State
 
 MAX_PAGE = 200
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no run
@@ -44,8 +45,8 @@ def _sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes
 
 
 class RunsApi:
-    def __init__(self, app: Sysmenu) -> None:
-        self.app = app
+    def __init__(self, state: State) -> None:
+        self.state = state
         self._openapi = json.dumps(openapi_document()).encode()
 
     def routes(self) -> list[BaseRoute]:
@@ -63,8 +64,8 @@ class RunsApi:
 
     async def status(self, request: Request) -> Response:
         """sysmenu's own state: version, the config in force (and a rejected change), runs."""
-        self.app.require(request, "SYSTEM")
-        state = self.app.config_state
+        self.state.require(request, "SYSTEM")
+        state = self.state.config_state
         return json_response(
             {
                 "version": __version__,
@@ -73,28 +74,26 @@ class RunsApi:
                     "loaded": state.loaded,
                     "error": state.error,
                     "error_at": state.error_at,
-                    "warnings": list(self.app.config.warnings),
+                    "warnings": list(self.state.config.warnings),
                 },
-                "running": sorted(self.app.runner.running),
+                "running": sorted(self.state.runner.running),
             }
         )
 
-    def _run(self, run_id: int) -> dict[str, Any]:
+    def _run(self, run_id: int) -> RunRecord:
         """A run with its output; a live run's output comes from memory."""
         if run_id > MAX_ID:
             raise NotFound(f"No run {run_id}")
-        live = self.app.runner.running.get(run_id)
+        live = self.state.runner.running.get(run_id)
         if live is not None:
-            return live.as_dict() | {"stdout": live.stdout.text(), "stderr": live.stderr.text()}
-        row = self.app.store.get_run(run_id)
-        if row is None:
+            return live.record()
+        record = self.state.store.runs.get(run_id)
+        if record is None:
             raise NotFound(f"No run {run_id}")
-        for private in ("pid", "pid_start", "idempotency_key"):
-            row.pop(private, None)
-        return row
+        return record
 
     async def list_runs(self, request: Request) -> Response:
-        self.app.require(request, "SYSTEM")
+        self.state.require(request, "SYSTEM")
         params = request.query_params
         state = params.get("state")
         if state is not None and state not in RUN_STATES:
@@ -102,54 +101,53 @@ class RunsApi:
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         before = _int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
-        runs = self.app.store.list_runs(
+        records = self.state.store.runs.list(
             source=params.get("source"), action=params.get("action"), state=state, before=before, limit=limit
         )
-        for run in runs:
-            live = self.app.runner.running.get(run["id"])
-            if live is not None:
-                run.update(live.as_dict())
+        running = self.state.runner.running
+        runs = [(running[r.id].record(output=False) if r.id in running else r).public() for r in records]
         page: dict[str, Any] = {"runs": runs}
         if len(runs) == limit:
-            query = request.url.include_query_params(before=runs[-1]["id"])
+            query = request.url.include_query_params(before=records[-1].id)
             page["next"] = str(query)
         return json_response(page)
 
     async def get_run(self, request: Request) -> Response:
-        self.app.require(request, "SYSTEM")
-        return json_response(self._run(request.path_params["run_id"]))
+        self.state.require(request, "SYSTEM")
+        return json_response(self._run(request.path_params["run_id"]).public())
 
     async def kill_run(self, request: Request) -> Response:
-        identity = self.app.require(request, "SYSTEM")
+        identity = self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
-        live = self.app.runner.running.get(run_id)
+        live = self.state.runner.running.get(run_id)
         if live is None:
             self._run(run_id)  # 404 for an unknown run
             raise Conflict(f"Run {run_id} is not running")
         live.kill()
-        who = identity.who(self.app.proxies.client(request))
-        self.app.store.audit("kill", who.user, who.auth, who.client, run=run_id)
+        who = identity.who(self.state.proxies.client(request))
+        self.state.store.audit.record("kill", who, run=run_id)
         return json_response({"id": run_id, "state": "killing"}, 202)
 
     async def events(self, request: Request) -> Response:
-        self.app.require(request, "SYSTEM")
+        self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
         run = self._run(run_id)
-        live = self.app.runner.running.get(run_id)
+        live = self.state.runner.running.get(run_id)
         return StreamingResponse(
             self._stream(run, live),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    async def _stream(self, run: dict[str, Any], live: Any) -> AsyncIterator[bytes]:
+    async def _stream(self, run: RunRecord, live: Run | None) -> AsyncIterator[bytes]:
         seq = 0
-        yield _sse("start", {k: run[k] for k in ("id", "source", "action", "name", "started")})
+        start = {"id": run.id, "source": run.source, "action": run.action, "name": run.name}
+        yield _sse("start", start | {"started": run.started})
         if live is None:  # finished: replay what is stored
-            for stream in ("stdout", "stderr"):
-                if run[stream]:
+            for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):
+                if text:
                     seq += 1
-                    yield _sse("output", {"stream": stream, "text": run[stream]}, seq)
+                    yield _sse("output", {"stream": stream, "text": text}, seq)
         else:
             history, queue = live.subscribe()
             try:
@@ -169,6 +167,12 @@ class RunsApi:
             finally:
                 if queue is not None:
                     live.unsubscribe(queue)
-            run = self._run(run["id"])
-        end = {k: run[k] for k in ("id", "state", "returncode", "signal", "duration")}
+            run = self._run(run.id)
+        end = {
+            "id": run.id,
+            "state": run.state,
+            "returncode": run.returncode,
+            "signal": run.signal,
+            "duration": run.duration,
+        }
         yield _sse("end", end, seq + 1)

@@ -16,14 +16,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import auth
-from .api import json_response
 from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
+from .models import Session, User, Who
 from .octoprint_compat import user_record
 from .passwords import hash_password, verify_password
-from .store import SESSION_LIFETIME, Session, User
+from .responses import json_response
+from .sessions import SESSION_LIFETIME
 
 if TYPE_CHECKING:
-    from .app import Sysmenu
+    from .state import State
 
 WEB = Path(__file__).parent / "web"
 TYPES = {
@@ -82,8 +83,8 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 class WebUi:
-    def __init__(self, app: Sysmenu) -> None:
-        self.app = app
+    def __init__(self, state: State) -> None:
+        self.state = state
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -125,29 +126,29 @@ class WebUi:
             raise BadRequest("Expected a JSON object")
         if data.get("passive") and "user" not in data and "pass" not in data:
             # Who the key (or session) is, as OctoPrint's passive login answers it.
-            return json_response(user_record(self.app.identify_any(request)))
+            return json_response(user_record(self.state.identify_any(request)))
         name, password = data.get("user"), data.get("pass")
         if not isinstance(name, str) or not isinstance(password, str) or not name:
             raise BadRequest("user and pass are required")
-        client = self.app.proxies.client(request)
-        auth.refuse_if_limited(self.app.login_failures, client, "logins")
-        store = self.app.store
-        user = store.get_user(name) if len(name) <= 256 and len(password) <= 1024 else None
-        stored = store.password_hash(name) if user else None
+        client = self.state.proxies.client(request)
+        auth.refuse_if_limited(self.state.login_failures, client, "logins")
+        store = self.state.store
+        user = store.accounts.get_user(name) if len(name) <= 256 and len(password) <= 1024 else None
+        stored = store.accounts.password_hash(name) if user else None
         ok = await run_in_threadpool(verify_password, stored or _decoy_hash(), password[:1024])
         if user is None or stored is None or not ok:
-            self.app.login_failures.fail(client)
-            store.audit("login_failed", name[:256], "password", client)
+            self.state.login_failures.fail(client)
+            store.audit.record("login_failed", Who(name[:256], "password", client))
             raise Forbidden(WRONG_LOGIN)
-        cookie_name = self.app.session_cookie(request)
-        session = store.create_session(user, client, replaces=request.cookies.get(cookie_name))
-        store.audit("login", user.name, "password", client)
+        cookie_name = self.state.session_cookie(request)
+        session = store.sessions.create(user, client, replaces=request.cookies.get(cookie_name))
+        store.audit.record("login", Who(user.name, "password", client))
         response = json_response(self._session_json(session))
         self._set_cookies(request, response, session)
         return response
 
     def _set_cookies(self, request: Request, response: Response, session: Session | None) -> None:
-        base = self.app.proxies.base_url(request)
+        base = self.state.proxies.base_url(request)
         path = base.split("://", 1)[1].partition("/")[2]
         secure = base.startswith("https:")
         suffix = auth.cookie_suffix(base)
@@ -170,11 +171,11 @@ class WebUi:
             )
 
     async def logout(self, request: Request) -> Response:
-        identity = self.app.identify_any(request)
+        identity = self.state.identify_any(request)
         if identity.session is not None:
-            self.app.store.end_session(identity.session.token)
-            client = self.app.proxies.client(request)
-            self.app.store.audit("logout", identity.user.name, "session", client)
+            self.state.store.sessions.end(identity.session.token)
+            who = identity.who(self.state.proxies.client(request))
+            self.state.store.audit.record("logout", who)
         # 200 with a body, as OctoPrint answers: who the client is now (nobody).
         response = json_response({"name": None, "groups": [], "permissions": []})
         self._set_cookies(request, response, None)
@@ -184,7 +185,7 @@ class WebUi:
         """Who the request is: a session's user with its CSRF token and how long its
         password check stays fresh, a key's user, or ``{"name": null}``."""
         try:
-            identity = self.app.identify_any(request)
+            identity = self.state.identify_any(request)
         except Forbidden:
             return json_response({"name": None, "groups": [], "permissions": []})
         if identity.session is not None:

@@ -107,7 +107,7 @@ def test_home_assistant_sets_up_runs_commands_and_reauthenticates(tmp_path: Path
             assert sorted(r["action"] for r in runs) == ["reboot", "restart", "shutdown"]
             assert {r["user"] for r in runs} == {"ann"}
         store = Store(data / "sysmenu.db")
-        events = {a["event"]: a for a in store.list_audit()}
+        events = {a["event"]: a for a in store.audit.list()}
         store.close()
         assert events["appkey_approved"]["auth"] == "cli"
         assert events["appkey_issued"]["detail"]["app"] == "Home Assistant"

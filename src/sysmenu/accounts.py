@@ -1,0 +1,177 @@
+"""Users, their groups and their API keys (stored hashed), with the key cache.
+
+The server looks a key up on every request, so the active keys are kept in
+memory; the cache is dropped on this connection's own changes and reloaded
+when another connection (the CLI) changed the file (``PRAGMA data_version``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .database import Database
+from .errors import StoreError
+from .models import GROUPS, ApiKey, User
+
+KEY_PREFIX_LEN = 8
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Accounts:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._keys: dict[str, list[tuple[str, User]]] | None = None
+        self._data_version = -1
+
+    @contextmanager
+    def _changing(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that may change users or keys: the key cache goes with it
+        (this connection's own changes do not show in ``PRAGMA data_version``)."""
+        try:
+            with self.db.transaction() as conn:
+                yield conn
+        finally:
+            self._keys = None
+
+    # -- users -----------------------------------------------------------
+
+    def _user(self, row: sqlite3.Row) -> User:
+        conn = self.db.conn
+        groups = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT group_name FROM user_groups WHERE user_id=? ORDER BY group_name", (row["id"],)
+            )
+        )
+        perms: set[str] = set()
+        for group in groups:
+            (raw,) = conn.execute("SELECT permissions FROM groups WHERE name=?", (group,)).fetchone()
+            perms.update(json.loads(raw))
+        return User(row["id"], row["name"], groups, frozenset(perms), row["password_hash"] is not None)
+
+    def add_user(self, name: str, groups: list[str], password_hash: str | None = None) -> User:
+        if not name or name != name.strip():
+            raise StoreError(f"invalid user name {name!r}")
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            raise StoreError(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
+        with self._changing() as conn:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO users(name, password_hash, created) VALUES (?, ?, ?)",
+                    (name, password_hash, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"user {name!r} exists already") from None
+            for group in groups:
+                conn.execute("INSERT INTO user_groups VALUES (?, ?)", (cur.lastrowid, group))
+        user = self.get_user(name)
+        assert user is not None
+        return user
+
+    def get_user(self, name: str) -> User | None:
+        row = self.db.conn.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
+        return self._user(row) if row else None
+
+    def user_by_id(self, user_id: int) -> User | None:
+        row = self.db.conn.execute("SELECT * FROM users WHERE id=?", (user_id,)).fetchone()
+        return self._user(row) if row else None
+
+    def password_hash(self, name: str) -> str | None:
+        row = self.db.conn.execute("SELECT password_hash FROM users WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_password(self, name: str, password_hash: str) -> None:
+        with self._changing() as conn:
+            cur = conn.execute("UPDATE users SET password_hash=? WHERE name=?", (password_hash, name))
+            if cur.rowcount == 0:
+                raise StoreError(f"no user {name!r}")
+            # A new password ends every session opened with the old one.
+            conn.execute("DELETE FROM sessions WHERE user_id=(SELECT id FROM users WHERE name=?)", (name,))
+
+    def list_users(self) -> list[User]:
+        return [self._user(r) for r in self.db.conn.execute("SELECT * FROM users ORDER BY name")]
+
+    def remove_user(self, name: str) -> None:
+        with self._changing() as conn:
+            cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
+            if cur.rowcount == 0:
+                raise StoreError(f"no user {name!r}")
+
+    def count_users(self) -> int:
+        return int(self.db.conn.execute("SELECT count(*) FROM users").fetchone()[0])
+
+    # -- API keys --------------------------------------------------------
+
+    def create_key(self, user_name: str, name: str = "default") -> str:
+        """Create a key for `user_name`; return the key itself (shown once, stored hashed)."""
+        user = self.get_user(user_name)
+        if user is None:
+            raise StoreError(f"no user {user_name!r}")
+        key = secrets.token_urlsafe(32)  # 256 bits
+        with self._changing() as conn:
+            conn.execute(
+                "INSERT INTO api_keys(user_id, name, prefix, digest, created) VALUES (?, ?, ?, ?, ?)",
+                (user.id, name, key[:KEY_PREFIX_LEN], digest(key), time.time()),
+            )
+        return key
+
+    def list_keys(self, user_name: str | None = None) -> list[ApiKey]:
+        sql = (
+            "SELECT k.id, u.name AS user, k.name, k.prefix, k.created, k.revoked "
+            "FROM api_keys k JOIN users u ON u.id = k.user_id"
+        )
+        args: tuple[str, ...] = ()
+        if user_name is not None:
+            sql += " WHERE u.name = ?"
+            args = (user_name,)
+        return [ApiKey(**dict(r)) for r in self.db.conn.execute(sql + " ORDER BY k.id", args)]
+
+    def revoke_key(self, ident: str) -> int:
+        """Revoke by numeric id or by key prefix; return how many keys were revoked."""
+        with self._changing() as conn:
+            if ident.isdigit():
+                cur = conn.execute(
+                    "UPDATE api_keys SET revoked=? WHERE id=? AND revoked IS NULL", (time.time(), int(ident))
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE api_keys SET revoked=? WHERE prefix=? AND revoked IS NULL",
+                    (time.time(), ident[:KEY_PREFIX_LEN]),
+                )
+            count = cur.rowcount
+        if count == 0:
+            raise StoreError(f"no active key {ident!r}")
+        return count
+
+    def _load_keys(self) -> dict[str, list[tuple[str, User]]]:
+        version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._keys is not None and version == self._data_version:
+            return self._keys
+        users = {u.id: u for u in self.list_users()}
+        keys: dict[str, list[tuple[str, User]]] = {}
+        rows = self.db.conn.execute("SELECT user_id, prefix, digest FROM api_keys WHERE revoked IS NULL")
+        for row in rows:
+            keys.setdefault(row["prefix"], []).append((row["digest"], users[row["user_id"]]))
+        self._keys, self._data_version = keys, version
+        return keys
+
+    def user_for_key(self, key: str) -> User | None:
+        """The owner of an active key, compared in constant time; else None."""
+        candidates = self._load_keys().get(key[:KEY_PREFIX_LEN], ())
+        presented = digest(key)
+        found = None
+        for stored, user in candidates:
+            if hmac.compare_digest(stored, presented):
+                found = user
+        return found

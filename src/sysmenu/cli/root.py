@@ -1,0 +1,119 @@
+"""The ``sysmenu`` group and the commands about the server: serve, check-config, list."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+import click
+
+from .. import __version__
+from .context import CONFIG_ENV, Context, Group, pass_ctx
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sysmenu")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar=CONFIG_ENV,
+    type=click.Path(dir_okay=False),
+    help=f"config.yaml (OctoPrint format). Default: ${CONFIG_ENV}, else the built-in demo.",
+)
+@click.option(
+    "--data-dir",
+    envvar="SYSMENU_DATA_DIR",
+    type=click.Path(file_okay=False),
+    help="Where state lives (overrides sysmenu.data_dir).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+    """sysmenu: the System menu for a headless machine."""
+    ctx.obj = Context(config_path, data_dir)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: sysmenu.host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: sysmenu.port, 5000).")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Run the server."""
+    import logging
+    import sys
+
+    # uvicorn imports its file-watching reloader (watchfiles) for --reload, which
+    # sysmenu never uses: 7 MB of resident memory for nothing. A None entry makes that
+    # import fail, and uvicorn falls back to its plain reloader, unused as well.
+    sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
+    from ..app import create_app
+    from ..server import run_server
+
+    config = ctx.config
+    settings = config.sysmenu
+    host = host or settings.host
+    port = port or settings.port
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    store = ctx.store
+    if store.accounts.count_users() == 0:
+        _first_start(store)
+    app = create_app(config, store)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
+    click.echo(f"Open http://{shown}:{port}/ and log in (API at http://{shown}:{port}/api/system/commands)")
+    run_server(app, host, port, settings)
+
+
+def _first_start(store: Store) -> None:
+    """No users yet: create `admin` with a random password and an API key, and show them once."""
+    from ..passwords import hash_password
+
+    password = secrets.token_urlsafe(12)
+    store.accounts.add_user("admin", ["admins"], hash_password(password))
+    key = store.accounts.create_key("admin", "first start")
+    click.echo("First start: created user 'admin' (group admins).")
+    click.echo(f"  password: {password}")
+    click.echo(f"  API key:  {key}")
+    click.echo("Both are shown only now; they are stored hashed.")
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+def check_config(file: str) -> None:
+    """Validate FILE without starting anything."""
+    from ..catalogue import Catalogue
+    from ..config import load
+
+    config = load(file)
+    catalogue = Catalogue(config)
+    counts = ", ".join(f"{len(specs)} {source}" for source, specs in catalogue.specs.items())
+    for warning in config.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{file}: OK ({counts})" + (f", {len(config.warnings)} warning(s)" if config.warnings else ""))
+
+
+@main.command("list")
+@pass_ctx
+def list_commands(ctx: Context) -> None:
+    """List the configured commands."""
+    from ..catalogue import Catalogue
+
+    for source, specs in Catalogue(ctx.config).specs.items():
+        for spec in specs:
+            if spec.is_divider:
+                click.echo(f"{source:7} ----")
+            else:
+                flags = [
+                    f
+                    for f, on in (
+                        ("async", spec.is_async),
+                        ("ignore", spec.ignore),
+                        ("confirm", bool(spec.confirm)),
+                    )
+                    if on
+                ]
+                extra = f"  [{', '.join(flags)}]" if flags else ""
+                click.echo(f"{source:7} {spec.action:20} {spec.name}{extra}")

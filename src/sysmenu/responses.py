@@ -1,0 +1,56 @@
+"""Response helpers shared by every view and middleware, and the one place where
+exceptions become responses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from .errors import SysmenuError, error_body
+
+log = logging.getLogger("sysmenu")
+
+JSON = "application/json"
+NO_CONTENT = Response(status_code=204)
+
+
+def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return Response(body, status_code=status_code, media_type=JSON, headers=headers)
+
+
+async def sysmenu_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SysmenuError)
+    return json_response(error_body(exc.message), exc.status_code, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return json_response(error_body(str(exc.detail)), exc.status_code, exc.headers)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body (or was cut off as too slow): nobody reads this.
+    log.debug("client left during %s %s", request.method, request.url.path)
+    return json_response(error_body("Client disconnected"), 400)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return json_response(error_body("Internal server error"), 500)
+
+
+EXCEPTION_HANDLERS = {
+    SysmenuError: sysmenu_error,
+    HTTPException: http_error,
+    ClientDisconnect: client_gone,
+    Exception: internal_error,
+}

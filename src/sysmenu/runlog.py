@@ -1,0 +1,106 @@
+"""The record of runs: one row per run, written before its process starts and
+finished in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from .database import Database
+from .models import RunRecord, Who
+
+# The columns of a listing: everything but the output and the private columns.
+_LISTED = (
+    "id, source, action, name, user, auth, client, started, ended, duration, "
+    "state, returncode, signal, stdout_dropped, stderr_dropped"
+)
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(**dict(row))
+
+
+class RunLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def start(self, source: str, action: str, name: str, who: Who, idempotency_key: str | None = None) -> int:
+        """Record a run before its process starts; return its id."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs(source, action, name, user, auth, client, started, state, "
+                "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                (source, action, name, who.user, who.auth, who.client, time.time(), idempotency_key),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def set_process(self, run_id: int, pid: int, pid_start: str | None) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE runs SET pid=?, pid_start=? WHERE id=?", (pid, pid_start, run_id))
+
+    def finish(self, record: RunRecord) -> None:
+        """Write a run's end (state, times, exit, output), all of it in one transaction."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET state=?, ended=?, duration=?, returncode=?, signal=?, stdout=?, "
+                "stderr=?, stdout_dropped=?, stderr_dropped=? WHERE id=?",
+                (
+                    record.state,
+                    record.ended,
+                    record.duration,
+                    record.returncode,
+                    record.signal,
+                    record.stdout or "",
+                    record.stderr or "",
+                    record.stdout_dropped,
+                    record.stderr_dropped,
+                    record.id,
+                ),
+            )
+
+    def interrupt_running(self) -> list[RunRecord]:
+        """Mark runs left `running` by a dead server as `interrupted`; return them."""
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE state='running'").fetchall()
+            now = time.time()
+            conn.execute(
+                "UPDATE runs SET state='interrupted', ended=?, duration=? - started WHERE state='running'",
+                (now, now),
+            )
+        return [_record(r) for r in rows]
+
+    def get(self, run_id: int) -> RunRecord | None:
+        row = self.db.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _record(row) if row else None
+
+    def find_idempotent(self, user: str | None, key: str) -> RunRecord | None:
+        row = self.db.conn.execute(
+            "SELECT * FROM runs WHERE user IS ? AND idempotency_key=?", (user, key)
+        ).fetchone()
+        return _record(row) if row else None
+
+    def list(
+        self,
+        *,
+        source: str | None = None,
+        action: str | None = None,
+        state: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first, without their output; page with `before` (an id)."""
+        where: list[str] = []
+        args: list[str | int] = []
+        for column, value in (("source", source), ("action", action), ("state", state)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        if before is not None:
+            where.append("id<?")
+            args.append(before)
+        sql = f"SELECT {_LISTED} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        return [_record(r) for r in self.db.conn.execute(sql, (*args, limit))]

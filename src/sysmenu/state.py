@@ -1,0 +1,85 @@
+"""What one running server holds (config, catalogue, store, runner, limiters) and
+the identity checks every view makes. Views get it as ``self.state``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from . import auth
+from .catalogue import Catalogue
+from .config import Config, replace
+from .errors import Forbidden
+from .ratelimit import FailureLimiter
+from .runner import Runner
+from .store import Store
+
+log = logging.getLogger("sysmenu")
+
+
+@dataclass
+class ConfigState:
+    """What the status endpoint says of the config."""
+
+    source: str
+    loaded: float
+    error: str | None = None
+    error_at: float | None = None
+
+
+class State:
+    """Everything one running server holds: config, catalogue, store, runner."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.store = store or Store(config.data_dir() / "sysmenu.db")
+        self.runner = Runner.from_settings(self.store.runs, config.sysmenu)
+        self.config_state = ConfigState(config.source, time.time())
+        self.config = config
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """Put `config` in force. Address, port and data dir keep their start-up values
+        (they need a restart); runs in progress keep the spec they started with."""
+        fixed = {k: getattr(self.config.sysmenu, k) for k in ("host", "port", "data_dir")}
+        changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
+        if changed:
+            log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
+        for warning in config.warnings:
+            log.warning("config: %s", warning)
+        settings = replace(config.sysmenu, **fixed)
+        self.config = replace(config, sysmenu=settings)
+        self.catalogue = Catalogue(self.config)
+        self.runner.configure(settings)
+        self.proxies = auth.Proxies(settings.trusted_proxies)
+        self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
+        self.login_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
+
+    def identify_any(self, request: Request) -> auth.Identity:
+        """Any valid identity, whatever its permissions; else 403 (never 401: clients
+        such as pyoctoprintapi re-authenticate on 403 only)."""
+        identity = auth.identify(
+            request,
+            self.store.accounts,
+            self.store.sessions,
+            self.key_failures,
+            self.proxies.client(request),
+            lambda: self.session_cookie(request),  # only worked out when no key is given
+        )
+        if identity is None:
+            raise Forbidden(auth.FORBIDDEN)
+        if not auth.check_csrf(request, identity):
+            raise Forbidden(auth.CSRF_FAILED)
+        return identity
+
+    def session_cookie(self, request: Request) -> str:
+        return auth.SESSION_COOKIE + auth.cookie_suffix(self.proxies.base_url(request))
+
+    def require(self, request: Request, permission: str) -> auth.Identity:
+        """The caller's identity if it holds `permission`; else 403."""
+        identity = self.identify_any(request)
+        if not identity.user.can(permission):
+            raise Forbidden(auth.FORBIDDEN)
+        return identity
