@@ -96,7 +96,16 @@ async def test_decisions_need_an_admin_or_the_named_user(env: Env) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"[]", b'{"user": "x"}', b'{"app": ""}', b'{"app": 5}', b'{"app": "a", "user": 3}']
+    "body",
+    [
+        b"",
+        b"[]",
+        b'{"user": "x"}',
+        b'{"app": ""}',
+        b'{"app": 5}',
+        b'{"app": "a", "user": 3}',
+        b'{"app": "a", "user": {}}',
+    ],
 )
 async def test_bad_requests_are_400(env: Env, body: bytes) -> None:
     r = await env.client.post(
@@ -175,3 +184,13 @@ def test_cli_lists_approves_and_denies(tmp_path: Path) -> None:
         events["appkey_approved"]["auth"] == "cli" and events["appkey_denied"]["detail"]["app"] == "OctoDash"
     )
     store.close()
+
+
+async def test_odd_tokens_are_404(env: Env) -> None:
+    await ask(env)
+    for token in ("grüß", "%00", "x" * 300):
+        r = await env.client.post(
+            f"/plugin/appkeys/decision/{token}", json={"decision": True}, headers=env.auth()
+        )
+        assert r.status_code == 404
+        assert (await env.client.get(f"/plugin/appkeys/request/{token}")).status_code == 404

@@ -117,8 +117,15 @@ async def test_util_test_address(env: Env) -> None:
     assert r.json() == {"address": "8.8.8.8", "is_lan_address": False}
     r = await env.client.post("/api/util/test", json={"command": "path", "path": "/"}, headers=env.auth())
     assert r.status_code == 400
+    for odd in ({}, [], 3):
+        r = await env.client.post(
+            "/api/util/test", json={"command": "address", "address": odd}, headers=env.auth()
+        )
+        assert r.status_code == 400
     r = await env.client.get("/api/util/test", headers=env.auth())
     assert r.status_code == 405  # POST only, as in OctoPrint
+    r = await env.client.put("/api/connection", headers=env.auth())
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
 
 
 async def test_system_info_and_usage_need_system(env: Env) -> None:

@@ -166,7 +166,8 @@ class AppKeys:
     def find(self, ident: str) -> AppRequest | None:
         """A live pending request by id (the CLI's) or user token (the page's)."""
         for request in self.pending():
-            if str(request.id) == ident or secrets.compare_digest(request.user_token, ident):
+            token = request.user_token.encode()
+            if str(request.id) == ident or secrets.compare_digest(token, ident.encode("utf-8", "replace")):
                 return request
         return None
 

@@ -61,9 +61,10 @@ class AppKeysApi:
             raise BadRequest("app (the name of the application) is required")
         if len(app) > MAX_APP_NAME:
             raise BadRequest(f"app is longer than {MAX_APP_NAME} characters")
-        user = data.get("user") or None
+        user = data.get("user")
         if user is not None and not isinstance(user, str):
             raise BadRequest("user must be a string")
+        user = user or None
         client = self.state.proxies.client(request)
         try:
             app_token, pending = self.keys.request(app.strip(), user, client)

@@ -222,8 +222,7 @@ class OctoPrintCompat:
         return [
             Route("/api/job", self.job, methods=["GET"]),
             Route("/api/printer", self.printer, methods=["GET"]),
-            Route("/api/connection", self.connection, methods=["GET"]),
-            Route("/api/connection", self.connection_command, methods=["POST"]),
+            Route("/api/connection", self.connection, methods=["GET", "POST"]),  # one route: one Allow
             Route("/api/settings", self.settings, methods=["GET"]),
             Route("/api/util/test", self.util_test, methods=["POST"]),
             Route("/api/system/info", self.info, methods=["GET"]),
@@ -240,6 +239,8 @@ class OctoPrintCompat:
         raise Conflict(NOT_OPERATIONAL)
 
     async def connection(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.connection_command(request)
         self.state.identify_any(request)
         return json_response(CONNECTION)
 
@@ -264,9 +265,10 @@ class OctoPrintCompat:
         data = json_object(await request.body(), request)
         if data.get("command") != "address":
             raise BadRequest("Only the address test is available here")
-        address = data.get("address") or self.state.proxies.client(request) or ""
-        if not isinstance(address, str):
+        address = data.get("address", None)
+        if address is not None and not isinstance(address, str):
             raise BadRequest("address must be a string")
+        address = address or self.state.proxies.client(request) or ""
         is_lan, subnet = lan_address(address)
         body: dict[str, Any] = {"address": address, "is_lan_address": is_lan}
         if subnet is not None:

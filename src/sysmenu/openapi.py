@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .openapi_compat import compat_paths
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _SOURCE = {
@@ -54,7 +55,8 @@ def openapi_document() -> dict[str, Any]:
             "description": "OctoPrint-compatible System API, plus sysmenu's run API.",
         },
         "security": [{"ApiKeyHeader": []}, {"ApiKeyQuery": []}, {"Bearer": []}, {"Session": []}],
-        "paths": {
+        "paths": compat_paths()
+        | {
             "/api/version": {
                 "get": {
                     "summary": "API and server version",
