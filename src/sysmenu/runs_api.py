@@ -17,6 +17,7 @@ from .models import RUN_STATES, RunRecord
 from .openapi import openapi_document
 from .responses import JSON, json_response
 from .runner import Run
+from .verdicts import Verdicts
 
 if TYPE_CHECKING:
     from .state import State
@@ -48,6 +49,7 @@ class RunsApi:
     def __init__(self, state: State) -> None:
         self.state = state
         self._openapi = json.dumps(openapi_document()).encode()
+        self.verdicts = Verdicts()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -63,7 +65,8 @@ class RunsApi:
         return Response(self._openapi, media_type=JSON)
 
     async def status(self, request: Request) -> Response:
-        """sysmenu's own state: version, the config in force (and a rejected change), runs."""
+        """sysmenu's own state: version, the config in force (and a rejected change), runs, and
+        whether each command can run here (`sysmenu doctor`'s verdict, as the server's user)."""
         self.state.require(request, "SYSTEM")
         state = self.state.config_state
         return json_response(
@@ -76,6 +79,7 @@ class RunsApi:
                     "error_at": state.error_at,
                 },
                 "running": sorted(self.state.runner.running),
+                "commands": await self.verdicts.get(self.state.catalogue),
             }
         )
 
