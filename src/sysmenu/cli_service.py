@@ -46,15 +46,16 @@ def _table(rows: list[Verdict]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
 
 
-def _doctor(ctx: Context, user: str | None) -> None:
+def _doctor(ctx: Context, user: str | None, root: Path) -> None:
     from .catalogue import Catalogue
     from .config import load, replace
     from .doctor import Account, Prober, Verdict, command_verdicts, data_dir_verdict, port_verdict
     from .errors import ConfigError
 
-    unit, exec_options = _installed_unit()
-    config_path = ctx.config_path or exec_options.get("--config")
-    data_dir = ctx.data_dir or exec_options.get("--data-dir")
+    unit, exec_options = _installed_unit(root)
+    under_root = {k: str(root / v.lstrip("/")) for k, v in exec_options.items()}
+    config_path = ctx.config_path or under_root.get("--config")
+    data_dir = ctx.data_dir or under_root.get("--data-dir")
     name = user or unit.get("User")
     try:
         account = Account.named(name) if name else Account.current()
@@ -74,7 +75,8 @@ def _doctor(ctx: Context, user: str | None) -> None:
         raise click.ClickException(f"invalid configuration:\n{exc}") from None
     if data_dir:
         config = replace(config, sysmenu=replace(config.sysmenu, data_dir=Path(data_dir)))
-    made_by_systemd = service and config.data_dir() == Path("/var/lib") / unit.get("StateDirectory", "-")
+    state_dir = root / "var/lib" / unit.get("StateDirectory", "-")
+    made_by_systemd = service and config.data_dir() == state_dir
     rows = [
         Verdict(f"config {config.source}", True),
         data_dir_verdict(config.data_dir(), prober, made_by_systemd),
@@ -89,13 +91,17 @@ def _doctor(ctx: Context, user: str | None) -> None:
         sys.exit(1)
 
 
-def _service_options(root: str | None, config: str | None, venv: str | None, use_running: bool) -> object:
+def _service_options(
+    root: str | None, config: str | None, venv: str | None, use_running: bool, user: str | None = None
+) -> object:
     from .service import DEFAULT_VENV, Options
+    from .unit import SERVICE_USER
 
     return Options(
         root=Path(root or "/"),
         config=Path(config) if config else None,
         venv=None if use_running else (venv or DEFAULT_VENV),
+        user=user or SERVICE_USER,
     )
 
 
@@ -107,12 +113,19 @@ def _check_root(root: str | None, dry_run: bool) -> None:
 def register(main: click.Group, pass_ctx: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
     @main.command("doctor")
     @click.option("--user", help="Check as this user (default: the installed unit's User=, else you).")
+    @click.option(
+        "--root",
+        type=click.Path(file_okay=False),
+        help="Check the service installed under DIR (--root of install).",
+    )
     @pass_ctx
-    def doctor(ctx: Context, user: str | None) -> None:
+    def doctor(ctx: Context, user: str | None, root: str | None) -> None:
         """Check that every configured command can run, as the service's user.
 
-        Prints a table (check, OK, why not, how to fix) and exits 1 if something cannot work."""
-        _doctor(ctx, user)
+        With a service installed (`sysmenu service install`), its config, data directory and
+        user are the ones checked. Prints a table (check, OK, why not, how to fix) and exits 1
+        if something cannot work."""
+        _doctor(ctx, user, Path(root or "/"))
 
     @main.group("service")
     def service() -> None:
@@ -139,15 +152,21 @@ def register(main: click.Group, pass_ctx: Callable[[Callable[..., None]], Callab
         is_flag=True,
         help="Run the sysmenu you are running now instead of a venv of its own.",
     )
+    @click.option("--user", help="The service's user (default: sysmenu; created when missing).")
     def install(
-        root: str | None, dry_run: bool, config_file: str | None, venv: str | None, use_running: bool
+        root: str | None,
+        dry_run: bool,
+        config_file: str | None,
+        venv: str | None,
+        use_running: bool,
+        user: str | None,
     ) -> None:
         """Install the service: user, sysmenu, config, unit, sudoers and polkit rules for exactly
         the configured commands. Run it again after changing the commands."""
         from .service import Options, ServiceError, execute, install_plan
 
         _check_root(root, dry_run)
-        options = _service_options(root, config_file, venv, use_running)
+        options = _service_options(root, config_file, venv, use_running, user)
         assert isinstance(options, Options)
         try:
             execute(install_plan(options), dry_run, click.echo)

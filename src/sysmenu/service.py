@@ -156,7 +156,7 @@ def _data_dir_step(options: Options) -> Step:
 
     def make() -> None:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if options.real_root:
+        if _user_exists(options.user):  # under --root too, when this machine has the user
             entry = pwd.getpwnam(options.user)
             os.chown(path, entry.pw_uid, entry.pw_gid)
         os.chmod(path, 0o700)
@@ -201,7 +201,7 @@ def install_plan(options: Options) -> list[Step]:
     else:
         steps.append(_file_step(options, unit.DEFAULT_CONFIG, text, 0o644))
     steps.append(_data_dir_step(options))
-    steps.append(_file_step(options, UNIT_PATH, unit.render_unit(executable), 0o644))
+    steps.append(_file_step(options, UNIT_PATH, unit.render_unit(executable, user=options.user), 0o644))
     sudoers = rules.render_sudoers(grant, options.user, source)
     steps.append(_file_step(options, DROPIN_PATH, unit.SUDO_DROPIN if sudoers else None, 0o644))
     steps.append(_file_step(options, SUDOERS_PATH, sudoers, 0o440, _sudoers_check))

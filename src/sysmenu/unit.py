@@ -118,11 +118,15 @@ ReadWritePaths=-/run/sudo
 
 
 def render_unit(
-    sysmenu: str = DEFAULT_SYSMENU, config: str = DEFAULT_CONFIG, data_dir: str = DEFAULT_DATA_DIR
+    sysmenu: str = DEFAULT_SYSMENU,
+    config: str = DEFAULT_CONFIG,
+    data_dir: str = DEFAULT_DATA_DIR,
+    user: str = SERVICE_USER,
 ) -> str:
-    """The unit with sysmenu's path, the config and the data directory filled in."""
+    """The unit with sysmenu's path, the config, the data directory and the user filled in."""
     argv = [sysmenu, "--config", config, "--data-dir", data_dir, "serve"]
-    return _UNIT.format(exec_start=shlex.join(argv))
+    text = _UNIT.format(exec_start=shlex.join(argv))
+    return text.replace(f"\nUser={SERVICE_USER}\nGroup={SERVICE_USER}\n", f"\nUser={user}\nGroup={user}\n")
 
 
 def unit_settings(text: str) -> dict[str, str]:
