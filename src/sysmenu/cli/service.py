@@ -5,21 +5,22 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from .context import Context, pass_ctx
+
 if TYPE_CHECKING:
-    from .cli import Context
-    from .doctor import Verdict
+    from ..doctor import Verdict
+    from ..service import Options
 
 
 def _installed_unit(root: Path = Path("/")) -> tuple[dict[str, str], dict[str, str]]:
     """The installed unit's [Service] settings (drop-ins applied) and its ExecStart options."""
-    from .service import UNIT_PATH
-    from .unit import unit_settings
+    from ..service import UNIT_PATH
+    from ..unit import unit_settings
 
     path = root / UNIT_PATH.lstrip("/")
     if not path.is_file():
@@ -47,10 +48,10 @@ def _table(rows: list[Verdict]) -> None:
 
 
 def _doctor(ctx: Context, user: str | None, root: Path) -> None:
-    from .catalogue import Catalogue
-    from .config import load, replace
-    from .doctor import Account, Prober, Verdict, command_verdicts, data_dir_verdict, port_verdict
-    from .errors import ConfigError
+    from ..catalogue import Catalogue
+    from ..config import load, replace
+    from ..doctor import Account, Prober, Verdict, command_verdicts, data_dir_verdict, port_verdict
+    from ..errors import ConfigError
 
     unit, exec_options = _installed_unit(root)
     under_root = {k: str(root / v.lstrip("/")) for k, v in exec_options.items()}
@@ -93,9 +94,9 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
 
 def _service_options(
     root: str | None, config: str | None, venv: str | None, use_running: bool, user: str | None = None
-) -> object:
-    from .service import DEFAULT_VENV, Options
-    from .unit import SERVICE_USER
+) -> Options:
+    from ..service import DEFAULT_VENV, Options
+    from ..unit import SERVICE_USER
 
     return Options(
         root=Path(root or "/"),
@@ -110,83 +111,83 @@ def _check_root(root: str | None, dry_run: bool) -> None:
         raise click.ClickException("run it as root (sudo), or see what it would do with --dry-run")
 
 
-def register(main: click.Group, pass_ctx: Callable[[Callable[..., None]], Callable[..., None]]) -> None:
-    @main.command("doctor")
-    @click.option("--user", help="Check as this user (default: the installed unit's User=, else you).")
-    @click.option(
-        "--root",
-        type=click.Path(file_okay=False),
-        help="Check the service installed under DIR (--root of install).",
-    )
-    @pass_ctx
-    def doctor(ctx: Context, user: str | None, root: str | None) -> None:
-        """Check that every configured command can run, as the service's user.
+@click.command("doctor")
+@click.option("--user", help="Check as this user (default: the installed unit's User=, else you).")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    help="Check the service installed under DIR (--root of install).",
+)
+@pass_ctx
+def doctor(ctx: Context, user: str | None, root: str | None) -> None:
+    """Check that every configured command can run, as the service's user.
 
-        With a service installed (`sysmenu service install`), its config, data directory and
-        user are the ones checked. Prints a table (check, OK, why not, how to fix) and exits 1
-        if something cannot work."""
-        _doctor(ctx, user, Path(root or "/"))
+    With a service installed (`sysmenu service install`), its config, data directory and
+    user are the ones checked. Prints a table (check, OK, why not, how to fix) and exits 1
+    if something cannot work."""
+    _doctor(ctx, user, Path(root or "/"))
 
-    @main.group("service")
-    def service() -> None:
-        """Install or remove sysmenu as a systemd service."""
 
-    root_option = click.option(
-        "--root", type=click.Path(file_okay=False), help="Install under DIR instead of / (images, tests)."
-    )
-    dry_option = click.option("--dry-run", is_flag=True, help="Print every step (and file) without doing it.")
+@click.group("service")
+def service() -> None:
+    """Install or remove sysmenu as a systemd service."""
 
-    @service.command("install")
-    @root_option
-    @dry_option
-    @click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, exists=True),
-        help="Config to install as /etc/sysmenu/config.yaml (default: keep the installed one, else"
-        " the demo).",
-    )
-    @click.option("--venv", help="Install sysmenu into this venv (default /opt/sysmenu).")
-    @click.option(
-        "--use-running",
-        is_flag=True,
-        help="Run the sysmenu you are running now instead of a venv of its own.",
-    )
-    @click.option("--user", help="The service's user (default: sysmenu; created when missing).")
-    def install(
-        root: str | None,
-        dry_run: bool,
-        config_file: str | None,
-        venv: str | None,
-        use_running: bool,
-        user: str | None,
-    ) -> None:
-        """Install the service: user, sysmenu, config, unit, sudoers and polkit rules for exactly
-        the configured commands. Run it again after changing the commands."""
-        from .service import Options, ServiceError, execute, install_plan
 
-        _check_root(root, dry_run)
-        options = _service_options(root, config_file, venv, use_running, user)
-        assert isinstance(options, Options)
-        try:
-            execute(install_plan(options), dry_run, click.echo)
-        except (ServiceError, OSError) as exc:
-            raise click.ClickException(str(exc)) from None
-        if not dry_run:
-            click.echo("installed; check it with: sudo sysmenu doctor")
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False), help="Install under DIR instead of / (images, tests)."
+)
+dry_option = click.option("--dry-run", is_flag=True, help="Print every step (and file) without doing it.")
 
-    @service.command("uninstall")
-    @root_option
-    @dry_option
-    @click.option("--purge", is_flag=True, help="Also remove /etc/sysmenu, /var/lib/sysmenu and the user.")
-    def uninstall(root: str | None, dry_run: bool, purge: bool) -> None:
-        """Stop and remove the service, its unit and its rules (config and state stay unless --purge)."""
-        from .service import Options, ServiceError, execute, uninstall_plan
 
-        _check_root(root, dry_run)
-        options = _service_options(root, None, None, False)
-        assert isinstance(options, Options)
-        try:
-            execute(uninstall_plan(options, purge), dry_run, click.echo)
-        except (ServiceError, OSError) as exc:
-            raise click.ClickException(str(exc)) from None
+@service.command("install")
+@root_option
+@dry_option
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Config to install as /etc/sysmenu/config.yaml (default: keep the installed one, else the demo).",
+)
+@click.option("--venv", help="Install sysmenu into this venv (default /opt/sysmenu).")
+@click.option(
+    "--use-running",
+    is_flag=True,
+    help="Run the sysmenu you are running now instead of a venv of its own.",
+)
+@click.option("--user", help="The service's user (default: sysmenu; created when missing).")
+def install(
+    root: str | None,
+    dry_run: bool,
+    config_file: str | None,
+    venv: str | None,
+    use_running: bool,
+    user: str | None,
+) -> None:
+    """Install the service: user, sysmenu, config, unit, sudoers and polkit rules for exactly
+    the configured commands. Run it again after changing the commands."""
+    from ..service import ServiceError, execute, install_plan
+
+    _check_root(root, dry_run)
+    options = _service_options(root, config_file, venv, use_running, user)
+    try:
+        execute(install_plan(options), dry_run, click.echo)
+    except (ServiceError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not dry_run:
+        click.echo("installed; check it with: sudo sysmenu doctor")
+
+
+@service.command("uninstall")
+@root_option
+@dry_option
+@click.option("--purge", is_flag=True, help="Also remove /etc/sysmenu, /var/lib/sysmenu and the user.")
+def uninstall(root: str | None, dry_run: bool, purge: bool) -> None:
+    """Stop and remove the service, its unit and its rules (config and state stay unless --purge)."""
+    from ..service import ServiceError, execute, uninstall_plan
+
+    _check_root(root, dry_run)
+    options = _service_options(root, None, None, False)
+    try:
+        execute(uninstall_plan(options, purge), dry_run, click.echo)
+    except (ServiceError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
