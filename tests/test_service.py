@@ -174,7 +174,9 @@ def test_dry_run_prints_everything_and_does_nothing(tmp_path: Path) -> None:
         check=False,
     )
     assert real.returncode == 0, real.stderr
-    assert "would create a venv in /opt/sysmenu-test" in real.stdout
+    assert "would create a venv in /opt/sysmenu-test with " in real.stdout
+    python = real.stdout.split("would create a venv in /opt/sysmenu-test with ")[1].split()[0]
+    assert not python.startswith(("/root/", "/home/"))  # where the unit's ProtectHome=yes hides it
     assert "would link /usr/local/bin/sysmenu -> /opt/sysmenu-test/bin/sysmenu" in real.stdout
     assert {p: Path(p).exists() for p in before} == before
     assert not Path("/opt/sysmenu-test").exists()

@@ -33,6 +33,7 @@ POLKIT_PATH = "/etc/polkit-1/rules.d/50-sysmenu.rules"
 LINK_PATH = unit.DEFAULT_SYSMENU
 DEFAULT_VENV = "/opt/sysmenu"
 _MARKER = ".sysmenu-service"  # in a venv this module made: uninstall removes only such a venv
+_HIDDEN = ("/home", "/root", "/run/user")  # what the unit's ProtectHome=yes hides from the service
 
 
 class ServiceError(Exception):
@@ -104,17 +105,40 @@ def _sysmenu_steps(options: Options) -> tuple[list[Step], str]:
     """Steps that put sysmenu in place, and the path the unit runs."""
     if options.venv is None:
         running = str(Path(sys.executable).parent / "sysmenu")
-        return [Step(f"use the running sysmenu: {running}")], running
+        steps = [Step(f"use the running sysmenu: {running}")]
+        if _hidden(sys.executable):
+            steps.append(
+                Step(
+                    f"warning: {running} runs {os.path.realpath(sys.executable)}, which the unit's "
+                    "ProtectHome=yes hides from the service: install without --use-running"
+                )
+            )
+        return steps, running
     venv = options.at(options.venv)
     source = _install_source()
+    python = _venv_python()
     steps = [
-        Step(f"create a venv in {venv}", _run(sys.executable, "-m", "venv", str(venv))),
+        Step(f"create a venv in {venv} with {python}", _run(python, "-m", "venv", str(venv))),
         Step(
             f"install {source} into it", _run(str(venv / "bin/python"), "-m", "pip", "install", "-q", source)
         ),
         Step(f"mark {venv} as made by `sysmenu service install`", lambda: (venv / _MARKER).touch()),
     ]
     return steps, f"{options.venv.rstrip('/')}/bin/sysmenu"
+
+
+def _hidden(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == d or real.startswith(d + "/") for d in _HIDDEN)
+
+
+def _venv_python() -> str:
+    """A Python the service can run: this one, unless it lives where ProtectHome=yes hides it
+    (pyenv, a build in a home directory); then Debian's python3."""
+    base = str(getattr(sys, "_base_executable", sys.executable))
+    if not _hidden(base):
+        return base
+    return shutil.which("python3", path="/usr/bin:/bin") or base
 
 
 def _install_source() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,8 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     from ..doctor import listen_problem
 
-    problem = listen_problem(host, port)  # before anything is created or announced
+    # Before anything is created or announced; a socket handed over by systemd is in use by design.
+    problem = None if os.environ.get("LISTEN_FDS") else listen_problem(host, port)
     if problem is not None:
         raise click.ClickException(problem)
     store = ctx.store
