@@ -39,21 +39,21 @@ class SystemApi:
         self.server_body = json.dumps({"version": OCTOPRINT_VERSION, "safemode": None}).encode()
 
     async def version(self, request: Request) -> Response:
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return Response(self.version_body, media_type=JSON)
 
     async def server(self, request: Request) -> Response:
         """``GET /api/server``: Home Assistant's integration reads the version from it."""
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return Response(self.server_body, media_type=JSON)
 
     async def list_all(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         body = self.state.catalogue.rendered(self.state.proxies.base_url(request))
         return Response(body, media_type=JSON)
 
     async def list_source(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         source = request.path_params["source"]
         if source not in SOURCES:
             raise NotFound(f"Unknown source: {source}")
@@ -61,14 +61,14 @@ class SystemApi:
         return Response(body, media_type=JSON)
 
     async def execute(self, request: Request) -> Response:
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         source, action = request.path_params["source"], request.path_params["action"]
         return await self._execute(request, identity, source, action)
 
     async def execute_legacy(self, request: Request) -> Response:
         """Deprecated ``POST /api/system``: runs the custom action named by ``action``
         in a JSON body, a form body or the query string, as OctoPrint does."""
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         action = _legacy_action(await request.body(), request)
         return await self._execute(request, identity, "custom", action)
 
@@ -86,11 +86,12 @@ class SystemApi:
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > 255:
             raise BadRequest("Idempotency-Key is longer than 255 characters")
-        previous = self.state.store.runs.find_idempotent(who.user, key) if key else None
+        store = self.state.store
+        previous = await store.db.run(store.runs.find_idempotent, who.user, key) if key else None
         if previous is not None:
             return await self._replay(request, previous, wants_handle)
         run = await self.state.runner.start(spec, who, key)
-        self.state.store.audit.record("execute", who, source=source, action=action, run=run.id)
+        await store.db.run(store.audit.record, "execute", who, source=source, action=action, run=run.id)
         if wants_handle:
             return self._accepted(request, run.id)
         if spec.is_async:
@@ -108,7 +109,8 @@ class SystemApi:
         live = self.state.runner.running.get(previous.id)
         if live is not None:
             await live.done.wait()
-        record = self.state.store.runs.get(previous.id)
+        store = self.state.store
+        record = await store.db.run(store.runs.get, previous.id)
         assert record is not None
         ignore = spec.ignore if spec is not None else False
         return self._outcome(record, ignore, self.state.runner.default_timeout)

@@ -67,7 +67,7 @@ class RunsApi:
     async def status(self, request: Request) -> Response:
         """sysmenu's own state: version, the config in force (and a rejected change), runs, and
         whether each command can run here (`sysmenu doctor`'s verdict, as the server's user)."""
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         state = self.state.config_state
         return json_response(
             {
@@ -83,20 +83,21 @@ class RunsApi:
             }
         )
 
-    def _run(self, run_id: int) -> RunRecord:
+    async def _run(self, run_id: int) -> RunRecord:
         """A run with its output; a live run's output comes from memory."""
         if run_id > MAX_ID:
             raise NotFound(f"No run {run_id}")
         live = self.state.runner.running.get(run_id)
         if live is not None:
             return live.record()
-        record = self.state.store.runs.get(run_id)
+        store = self.state.store
+        record = await store.db.run(store.runs.get, run_id)
         if record is None:
             raise NotFound(f"No run {run_id}")
         return record
 
     async def list_runs(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         params = request.query_params
         state = params.get("state")
         if state is not None and state not in RUN_STATES:
@@ -104,8 +105,14 @@ class RunsApi:
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         before = _int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
-        records = self.state.store.runs.list(
-            source=params.get("source"), action=params.get("action"), state=state, before=before, limit=limit
+        store = self.state.store
+        records = await store.db.run(
+            store.runs.list,
+            source=params.get("source"),
+            action=params.get("action"),
+            state=state,
+            before=before,
+            limit=limit,
         )
         running = self.state.runner.running
         runs = [(running[r.id].record(output=False) if r.id in running else r).public() for r in records]
@@ -116,25 +123,26 @@ class RunsApi:
         return json_response(page)
 
     async def get_run(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
-        return json_response(self._run(request.path_params["run_id"]).public())
+        await self.state.require(request, "SYSTEM")
+        return json_response((await self._run(request.path_params["run_id"])).public())
 
     async def kill_run(self, request: Request) -> Response:
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
         live = self.state.runner.running.get(run_id)
         if live is None:
-            self._run(run_id)  # 404 for an unknown run
+            await self._run(run_id)  # 404 for an unknown run
             raise Conflict(f"Run {run_id} is not running")
         live.kill()
         who = identity.who(self.state.proxies.client(request))
-        self.state.store.audit.record("kill", who, run=run_id)
+        store = self.state.store
+        await store.db.run(store.audit.record, "kill", who, run=run_id)
         return json_response({"id": run_id, "state": "killing"}, 202)
 
     async def events(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
-        run = self._run(run_id)
+        run = await self._run(run_id)
         live = self.state.runner.running.get(run_id)
         return StreamingResponse(
             self._stream(run, live),
@@ -170,7 +178,7 @@ class RunsApi:
             finally:
                 if queue is not None:
                     live.unsubscribe(queue)
-            run = self._run(run.id)
+            run = await self._run(run.id)
         end = {
             "id": run.id,
             "state": run.state,
