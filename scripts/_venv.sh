@@ -1,7 +1,10 @@
 # Sourced by scripts/run, scripts/test and scripts/bench: make .venv with the project in it.
-# usage: . scripts/_venv.sh [extra]   (extra: "test" installs the test dependencies too)
+# usage: . scripts/_venv.sh; venv_setup [extra]   (extra: "test" installs the test dependencies too)
+# It is a function because a sourced file sees its caller's arguments as its own: `./scripts/run
+# --config X` once made "--config" the pip extra. The caller's working directory is kept, so
+# relative paths in the arguments mean what they say; $ROOT is the checkout.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_install() {
@@ -14,14 +17,17 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 }
-if ! "$PY" -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null; then
-  command -v apt-get >/dev/null && apt_install python3 python3-venv
-fi
-extra=${1:-}
-stamp=.venv/.installed${extra:+-$extra}
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra:+[$extra]}"
-  touch "$stamp"
-fi
+venv_setup() {
+  local extra=${1:-}
+  local venv=$ROOT/.venv
+  local stamp=$venv/.installed${extra:+-$extra}
+  if ! "$PY" -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    command -v apt-get >/dev/null && apt_install python3 python3-venv
+  fi
+  if [ ! -x "$venv/bin/python" ]; then "$PY" -m venv "$venv"; fi
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${extra:+[$extra]}"
+    touch "$stamp"
+  fi
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,19 @@ from sysmenu.reload import ConfigWatcher
 from sysmenu.state import State
 from sysmenu.store import Store
 
+pytestmark = pytest.mark.anyio
 GOOD = "system:\n  actions:\n    - action: one\n      command: echo one\n"
 BETTER = "sysmenu:\n  default_timeout: 7\nsystem:\n  actions:\n    - action: two\n      command: echo two\n"
 BROKEN = "system:\n  actions:\n    - action: three\n      timeout: soon\n"
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> State:
+def app(tmp_path: Path) -> Iterator[State]:
     path = tmp_path / "config.yaml"
     path.write_text(GOOD)
-    return State(load(path), Store(tmp_path / "db"))
+    store = Store(tmp_path / "db")
+    yield State(load(path), store)
+    store.close()
 
 
 def replace(path: Path, text: str) -> None:
@@ -30,12 +34,12 @@ def replace(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def test_good_change_takes_effect(app: State, tmp_path: Path) -> None:
+async def test_good_change_takes_effect(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
-    assert watcher.check() is False
+    assert await watcher.check() is False
     replace(path, BETTER)
-    assert watcher.check() is True
+    assert await watcher.check() is True
     assert app.catalogue.get("custom", "two") is not None
     assert app.catalogue.get("custom", "one") is None
     assert app.runner.default_timeout == 7
@@ -43,32 +47,32 @@ def test_good_change_takes_effect(app: State, tmp_path: Path) -> None:
     assert app.store.audit.list()[0]["event"] == "config-reloaded"
 
 
-def test_broken_change_keeps_last_good_and_reports(app: State, tmp_path: Path) -> None:
+async def test_broken_change_keeps_last_good_and_reports(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     replace(path, BROKEN)
-    assert watcher.check() is True
+    assert await watcher.check() is True
     assert app.catalogue.get("custom", "one") is not None
     error = app.config_state.error
     assert error is not None and "line 4: system.actions.0.timeout = 'soon'" in error
     assert app.store.audit.list()[0]["event"] == "config-rejected"
     replace(path, GOOD.replace("one", "uno"))
-    watcher.check()
+    await watcher.check()
     assert app.config_state.error is None and app.catalogue.get("custom", "uno") is not None
 
 
-def test_deleted_file_keeps_last_good(app: State, tmp_path: Path) -> None:
+async def test_deleted_file_keeps_last_good(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     path.unlink()
-    watcher.check()
+    await watcher.check()
     assert app.catalogue.get("custom", "one") is not None
     assert "no such file" in (app.config_state.error or "")
 
 
-def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Path) -> None:
+async def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     replace(path, "sysmenu:\n  port: 6000\n  data_dir: /elsewhere\n" + GOOD)
-    watcher.check()
+    await watcher.check()
     assert app.config.sysmenu.port == 5000 and app.config.sysmenu.data_dir is None

@@ -196,7 +196,7 @@ async def test_recover_marks_left_runs_interrupted(tmp_path: Path) -> None:
     store = Store(tmp_path / "recover.db")
     left = store.runs.start("custom", "a", "A", Who("x", "apikey", "127.0.0.1"))
     r = Runner(store.runs, default_timeout=30, kill_grace=1, output_limit=4096)
-    assert r.recover() == [left]
+    assert await r.recover() == [left]
     row = store.runs.get(left)
     assert row is not None and row.state == "interrupted" and row.ended is not None
     store.close()

@@ -1,8 +1,9 @@
 """Users, their groups and their API keys (stored hashed), with the key cache.
 
 The server looks a key up on every request, so the active keys are kept in
-memory; the cache is dropped on this connection's own changes and reloaded
-when another connection (the CLI) changed the file (``PRAGMA data_version``).
+memory. The cache is valid while the database's `data_version` (which any
+commit changes, the CLI's too) is the one it was loaded at; checking that needs
+no lock and no thread, so a valid cache answers on the event loop.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def digest(key: str) -> str:
 class Accounts:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._keys: dict[str, list[tuple[str, User]]] | None = None
-        self._data_version = -1
+        self._keys: dict[str, list[tuple[str, User]]] = {}
+        self._loaded_at: int | None = None  # the data_version the cache was loaded at
 
     @contextmanager
     def _changing(self) -> Iterator[sqlite3.Connection]:
@@ -41,7 +42,7 @@ class Accounts:
             with self.db.transaction() as conn:
                 yield conn
         finally:
-            self._keys = None
+            self._loaded_at = None
 
     # -- users -----------------------------------------------------------
 
@@ -154,21 +155,31 @@ class Accounts:
             raise StoreError(f"no active key {ident!r}")
         return count
 
-    def _load_keys(self) -> dict[str, list[tuple[str, User]]]:
-        version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._keys is not None and version == self._data_version:
-            return self._keys
+    def keys_current(self) -> bool:
+        """Whether the key cache holds what the database holds (no SQL, no waiting)."""
+        version = self.db.data_version()
+        return version is not None and version == self._loaded_at
+
+    def load_keys(self) -> None:
+        """Read the active keys and their owners into the cache (SQL: the database thread)."""
+        version = self.db.data_version()  # before reading: a change meanwhile shows next time
         users = {u.id: u for u in self.list_users()}
         keys: dict[str, list[tuple[str, User]]] = {}
         rows = self.db.conn.execute("SELECT user_id, prefix, digest FROM api_keys WHERE revoked IS NULL")
         for row in rows:
             keys.setdefault(row["prefix"], []).append((row["digest"], users[row["user_id"]]))
-        self._keys, self._data_version = keys, version
-        return keys
+        self._keys, self._loaded_at = keys, version
 
     def user_for_key(self, key: str) -> User | None:
-        """The owner of an active key, compared in constant time; else None."""
-        candidates = self._load_keys().get(key[:KEY_PREFIX_LEN], ())
+        """The owner of an active key, loading the keys first if they changed (SQL)."""
+        if not self.keys_current():
+            self.load_keys()
+        return self.cached_user_for_key(key)
+
+    def cached_user_for_key(self, key: str) -> User | None:
+        """The owner of an active key by the cache as it is, compared in constant time;
+        else None. Callers check `keys_current` (or load) first."""
+        candidates = self._keys.get(key[:KEY_PREFIX_LEN], ())
         presented = digest(key)
         found = None
         for stored, user in candidates:

@@ -40,21 +40,21 @@ class SystemApi:
         self.server_body = json.dumps({"version": OCTOPRINT_VERSION, "safemode": None}).encode()
 
     async def version(self, request: Request) -> Response:
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return Response(self.version_body, media_type=JSON)
 
     async def server(self, request: Request) -> Response:
         """``GET /api/server``: Home Assistant's integration reads the version from it."""
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return Response(self.server_body, media_type=JSON)
 
     async def list_all(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         body = self.state.catalogue.rendered(self.state.proxies.base_url(request))
         return Response(body, media_type=JSON)
 
     async def list_source(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         source = request.path_params["source"]
         if source not in SOURCES:
             raise NotFound(f"Unknown source: {source}")
@@ -62,14 +62,14 @@ class SystemApi:
         return Response(body, media_type=JSON)
 
     async def execute(self, request: Request) -> Response:
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         source, action = request.path_params["source"], request.path_params["action"]
         return await self._execute(request, identity, source, action)
 
     async def execute_legacy(self, request: Request) -> Response:
         """Deprecated ``POST /api/system``: runs the custom action named by ``action``
         in a JSON body, a form body or the query string, as OctoPrint does."""
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         action = _legacy_action(await request.body(), request)
         return await self._execute(request, identity, "custom", action)
 
@@ -87,18 +87,19 @@ class SystemApi:
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > 255:
             raise BadRequest("Idempotency-Key is longer than 255 characters")
-        previous = self.state.store.runs.find_idempotent(who.user, key) if key else None
+        store = self.state.store
+        previous = await store.db.run(store.runs.find_idempotent, who.user, key) if key else None
         if previous is not None:
             return await self._replay(request, previous, wants_handle)
 
-        def audit(run: Run) -> None:
-            self.state.store.audit.record("execute", who, source=source, action=action, run=run.id)
+        async def audit(run: Run) -> None:
+            await store.db.run(store.audit.record, "execute", who, source=source, action=action, run=run.id)
 
         if spec.is_async and not wants_handle and spec.queue and self.state.runner.busy(spec):
             self.state.runner.start_later(spec, who, key, audit)  # queued: answered at once
             return NO_CONTENT
         run = await self.state.runner.start(spec, who, key)
-        audit(run)
+        await audit(run)
         if wants_handle:
             return self._accepted(request, run.id)
         if spec.is_async:
@@ -116,7 +117,8 @@ class SystemApi:
         live = self.state.runner.running.get(previous.id)
         if live is not None:
             await live.done.wait()
-        record = self.state.store.runs.get(previous.id)
+        store = self.state.store
+        record = await store.db.run(store.runs.get, previous.id)
         assert record is not None
         ignore = spec.ignore if spec is not None else False
         return self._outcome(record, ignore, self.state.runner.default_timeout)

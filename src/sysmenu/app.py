@@ -42,16 +42,19 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            interrupted = state.runner.recover()
+            interrupted = await state.runner.recover()
         except sqlite3.Error as exc:
             log.error("cannot mark the runs of an earlier server interrupted: %s", exc)
             interrupted = []
         if interrupted:
             log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
         try:
-            appkeys.keys.resume()
+            await state.store.db.run(appkeys.keys.resume)
         except sqlite3.Error as exc:
             log.error("cannot resume the pending key requests: %s", exc)
+        accounts = state.store.accounts
+        with contextlib.suppress(sqlite3.Error):  # else the first request with a key loads them
+            await state.store.db.run(accounts.load_keys)
         watcher = None
         interval = config.sysmenu.reload_interval
         if interval > 0 and os.path.isfile(config.source):

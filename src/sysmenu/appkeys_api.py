@@ -40,6 +40,7 @@ class AppKeysApi:
     def __init__(self, state: State) -> None:
         self.state = state
         self.keys = AppKeys(state.store)
+        self.db = state.store.db  # every call of `keys` runs on the database's thread
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -67,12 +68,13 @@ class AppKeysApi:
         user = user or None
         client = self.state.proxies.client(request)
         try:
-            app_token, pending = self.keys.request(app.strip(), user, client)
+            app_token, pending = await self.db.run(self.keys.request, app.strip(), user, client)
         except RequestRefused as exc:
             raise TooManyRequests(str(exc), headers={"Retry-After": "10"}) from None
         log.info("key request %s from %s for app %r (user %s)", pending.id, client, app, user or "any")
-        self.state.store.audit.record(
-            "appkey_request", Who(user, None, client), app=pending.app, request=pending.id
+        audit = self.state.store.audit.record
+        await self.db.run(
+            audit, "appkey_request", Who(user, None, client), app=pending.app, request=pending.id
         )
         base = self.state.proxies.base_url(request)
         poll = f"{base}plugin/appkeys/request/{app_token}"
@@ -80,7 +82,7 @@ class AppKeysApi:
         return json_response(body, 201, {"Location": poll})
 
     async def poll(self, request: Request) -> Response:
-        state, key = self.keys.poll(request.path_params["app_token"])
+        state, key = await self.db.run(self.keys.poll, request.path_params["app_token"])
         if state == "pending":
             return json_response({"message": "Waiting for someone to approve or deny the request"}, 202)
         if state == "approved":
@@ -91,14 +93,14 @@ class AppKeysApi:
         """A decision: by the user the request names, or by an admin when it names none.
         A session needs its CSRF token and a fresh password check (OctoPrint asks for
         recent credentials here)."""
-        identity = self.state.identify_any(request)
+        identity = await self.state.identify_any(request)
         data = _json_body(await request.body())
         if "decision" not in data:
             raise BadRequest("decision is required (true to approve, false to deny)")
         if not identity.fresh:
             raise Forbidden(STALE_CREDENTIALS)
         approve = data["decision"] in _TRUE
-        pending = self.keys.find(request.path_params["user_token"])
+        pending = await self.db.run(self.keys.find, request.path_params["user_token"])
         if pending is None:
             raise NotFound(UNKNOWN_REQUEST)
         user = identity.user
@@ -106,25 +108,25 @@ class AppKeysApi:
             raise Forbidden("Only an admin may decide a key request that names no user")
         if pending.user not in (None, user.name):
             raise NotFound(UNKNOWN_REQUEST)  # another user's: as if it did not exist
-        if not self.keys.decide(pending, approve, identity.user.name):
+        if not await self.db.run(self.keys.decide, pending, approve, identity.user.name):
             raise NotFound(UNKNOWN_REQUEST)
         client = self.state.proxies.client(request)
         event = "appkey_approved" if approve else "appkey_denied"
         who = identity.who(client)
-        self.state.store.audit.record(
-            event, who, app=pending.app, request=pending.id, requested_from=pending.client
+        audit = self.state.store.audit.record
+        await self.db.run(
+            audit, event, who, app=pending.app, request=pending.id, requested_from=pending.client
         )
         return NO_CONTENT
 
     async def listing(self, request: Request) -> Response:
         """The caller's keys, and the pending requests the caller may decide (the page
         polls this to prompt)."""
-        identity = self.state.identify_any(request)
+        identity = await self.state.identify_any(request)
         user = identity.user
+        owned = await self.db.run(self.state.store.accounts.list_keys, user.name)
         keys = [
-            {"app_id": k.name, "user_id": k.user, "created": k.created}
-            for k in self.state.store.accounts.list_keys(user.name)
-            if k.revoked is None
+            {"app_id": k.name, "user_id": k.user, "created": k.created} for k in owned if k.revoked is None
         ]
-        pending = self.keys.decidable(user.name, user.can("ADMIN"))
+        pending = await self.db.run(self.keys.decidable, user.name, user.can("ADMIN"))
         return json_response({"keys": keys, "pending": {p.user_token: p.external() for p in pending}})

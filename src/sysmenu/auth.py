@@ -112,7 +112,7 @@ def refuse_if_limited(limiter: FailureLimiter, client: str | None, what: str) ->
         )
 
 
-def identify(
+async def identify(
     request: Request,
     accounts: Accounts,
     sessions: Sessions,
@@ -129,10 +129,16 @@ def identify(
     key = presented_key(request)
     if key is None:
         token = request.cookies.get(session_cookie()) if session_cookie else None
-        session = sessions.get(token) if token and len(token) <= MAX_KEY_LENGTH else None
+        session = None
+        if token and len(token) <= MAX_KEY_LENGTH:
+            session = await sessions.db.run(sessions.get, token)
         return Identity(session.user, "session", session) if session else None
     refuse_if_limited(limiter, client, "attempts")
-    user = accounts.user_for_key(key) if len(key) <= MAX_KEY_LENGTH else None
+    user = None
+    if len(key) <= MAX_KEY_LENGTH:
+        if not accounts.keys_current():  # else the cache answers without the database thread
+            await accounts.db.run(accounts.load_keys)
+        user = accounts.cached_user_for_key(key)
     if user is None:
         limiter.fail(client)
         return None

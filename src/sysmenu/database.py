@@ -1,23 +1,41 @@
-"""The SQLite database: connection, pragmas, schema and transactions.
+"""The SQLite database: connection, pragmas, schema, transactions, and the thread
+the server's SQL runs on.
 
 One connection per process, WAL mode, every change in one transaction. The
 server and the CLI may use the same file at once. The aggregates (accounts,
 sessions, runs, audit) each own their tables and use this connection.
+
+The server never runs SQL on its event loop: ``await db.run(fn, *args)`` runs
+`fn` on one dedicated thread, so a locked or slow database delays only the
+requests that need it. A short busy timeout bounds that delay; past it the
+statement fails (the API answers 503). The CLI calls the same functions
+directly. The one exception is `data_version`, read on a second connection that
+never waits for a lock (WAL readers take none): it tells the key cache whether
+anything changed, so that a valid cache answers without the thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from .errors import StoreError
 from .models import GROUPS
 
 log = logging.getLogger("sysmenu.store")
+
+BUSY_TIMEOUT = 1.5  # seconds a statement waits for another connection's lock, then fails
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
@@ -96,12 +114,15 @@ _TABLES = {"users", "api_keys", "runs", "audit", "groups", "sessions"}
 class Database:
     """The connection to one SQLite file, its schema and its transactions."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
         self.conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
+        self._pool: ThreadPoolExecutor | None = None
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -113,6 +134,8 @@ class Database:
             if not self._has_schema():
                 raise StoreError(f"cannot set up the database {self.path}: {exc}") from None
             log.error("database %s cannot be written (%s): running read-only", self.path, exc)
+        # Opened after the schema exists: a second connection to watch for changes.
+        self._watch = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
 
     def _create_schema(self) -> None:
         # executescript() would commit on its own; run the statements in our transaction.
@@ -131,16 +154,40 @@ class Database:
         return tables >= _TABLES
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._watch.close()
         self.conn.close()
+
+    async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """`fn(*args, **kwargs)` on the database thread; its result or its exception.
+
+        A caller that is cancelled stops waiting; `fn` still runs to its end (a
+        transaction is never cut in half)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sysmenu-db")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection (this process's too) committed
+        a change; None when it cannot be read right now. Never waits."""
+        try:
+            version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+        return version
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: all of it is written, or none of it."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-            self.conn.execute("COMMIT")  # a full disk can fail here: roll back below
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")  # a full disk can fail here: roll back below
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise

@@ -4,7 +4,6 @@ and the command lists' fast path (`FastCommandList`)."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -159,10 +158,10 @@ class FastCommandList:
         client = scope.get("client")
         if state.key_failures.retry_after(client[0] if client else None):
             return None
-        try:
-            user = state.store.accounts.user_for_key(key.decode("latin-1"))
-        except sqlite3.Error:
-            return None
+        accounts = state.store.accounts
+        if not accounts.keys_current():
+            return None  # the full app loads the keys on the database thread
+        user = accounts.cached_user_for_key(key.decode("latin-1"))
         if user is None or not user.can("SYSTEM"):
             return None
         base_url = f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}/"

@@ -230,38 +230,38 @@ class OctoPrintCompat:
         ]
 
     async def job(self, request: Request) -> Response:
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return json_response(JOB)
 
     async def printer(self, request: Request) -> Response:
         """Credentials first (403), then OctoPrint's answer without a printer: 409."""
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         raise Conflict(NOT_OPERATIONAL)
 
     async def connection(self, request: Request) -> Response:
         if request.method == "POST":
             return await self.connection_command(request)
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         return json_response(CONNECTION)
 
     async def connection_command(self, request: Request) -> Response:
         """``connect``, ``disconnect`` and ``fake_ack`` are accepted (204) and change
         nothing: there is no port, so the connection stays closed."""
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         data = json_object(await request.body(), request)
         if data.get("command") not in CONNECTION_COMMANDS:
             raise BadRequest(f"command must be one of {', '.join(CONNECTION_COMMANDS)}")
         return NO_CONTENT
 
     async def settings(self, request: Request) -> Response:
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         uuid_ = server_uuid(self._data_dir())
         return json_response(settings_body(platform.node(), uuid_))
 
     async def util_test(self, request: Request) -> Response:
         """Only the ``address`` test (OctoDash shows the machine's LAN address with it):
         the client's address, whether it is on a local network, and that network."""
-        self.state.identify_any(request)
+        await self.state.identify_any(request)
         data = json_object(await request.body(), request)
         if data.get("command") != "address":
             raise BadRequest("Only the address test is available here")
@@ -276,11 +276,11 @@ class OctoPrintCompat:
         return json_response(body)
 
     async def info(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         return json_response({"systeminfo": system_info(request)})
 
     async def usage(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         return json_response({"usage": system_usage(self._data_dir())})
 
     def _data_dir(self) -> str:

@@ -31,6 +31,20 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+# One command's verdict in GET /api/status (`sysmenu doctor`'s, as the server's user).
+_VERDICT = {
+    "type": "object",
+    "required": ["source", "action", "runnable", "why", "fix"],
+    "properties": {
+        "source": {"type": "string"},
+        "action": {"type": "string"},
+        "runnable": {"type": "boolean", "nullable": True, "description": "null: could not tell"},
+        "why": {"type": "string", "nullable": True},
+        "fix": {"type": "string", "nullable": True},
+    },
+}
+
+
 def openapi_document() -> dict[str, Any]:
     client_spec = {"$ref": "#/components/schemas/ClientSpec"}
     spec_list = {"type": "array", "items": client_spec}
@@ -148,10 +162,16 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/status": {
                 "get": {
-                    "summary": "sysmenu's state: version, config in force or rejected, running runs",
+                    "summary": "sysmenu's state: version, config in force or rejected, running runs, "
+                    "and whether each command can run here",
                     "responses": {
                         "200": _json(
-                            {"type": "object", "required": ["version", "config", "running"]}, "Status"
+                            {
+                                "type": "object",
+                                "required": ["version", "config", "running", "commands"],
+                                "properties": {"commands": {"type": "array", "items": _VERDICT}},
+                            },
+                            "Status",
                         ),
                         **denied,
                     },

@@ -14,6 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from .audit import NOBODY
 from .config import load
 from .errors import ConfigError
 
@@ -38,7 +39,7 @@ class ConfigWatcher:
         self.interval = interval
         self._seen = _signature(path)
 
-    def check(self) -> bool:
+    async def check(self) -> bool:
         """Reload if the file changed; return whether it did change."""
         signature = _signature(self.path)
         if signature == self._seen:
@@ -50,19 +51,23 @@ class ConfigWatcher:
         except ConfigError as exc:
             state.error, state.error_at = str(exc), time.time()
             log.error("config change not applied, the last good config stays in force:\n%s", exc)
-            self.state.store.audit.record("config-rejected", error=str(exc))
+            await self._audit("config-rejected", error=str(exc))
             return True
         self.state.apply(config)
         state.error = state.error_at = None
         state.loaded = time.time()
         log.info("config reloaded from %s", self.path)
-        self.state.store.audit.record("config-reloaded", source=self.path)
+        await self._audit("config-reloaded", source=self.path)
         return True
+
+    async def _audit(self, event: str, **detail: object) -> None:
+        store = self.state.store
+        await store.db.run(store.audit.record, event, NOBODY, **detail)
 
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                self.check()
+                await self.check()
             except Exception:  # the watcher must survive anything a file system does
                 log.exception("config watcher failed")

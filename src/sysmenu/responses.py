@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,12 @@ async def client_gone(request: Request, exc: Exception) -> Response:
     return json_response(error_body("Client disconnected"), 400)
 
 
+async def storage_error(request: Request, exc: Exception) -> Response:
+    # A locked (past the busy timeout), read-only or full database: only this request fails.
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    return json_response(error_body(f"The database cannot be used right now: {exc}"), 503)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return json_response(error_body("Internal server error"), 500)
@@ -52,5 +59,6 @@ EXCEPTION_HANDLERS = {
     SysmenuError: sysmenu_error,
     HTTPException: http_error,
     ClientDisconnect: client_gone,
+    sqlite3.Error: storage_error,
     Exception: internal_error,
 }

@@ -17,6 +17,7 @@ from .models import RUN_STATES, RunRecord
 from .openapi import openapi_document
 from .responses import JSON, json_response
 from .runner import Run
+from .verdicts import Verdicts
 
 if TYPE_CHECKING:
     from .state import State
@@ -48,6 +49,7 @@ class RunsApi:
     def __init__(self, state: State) -> None:
         self.state = state
         self._openapi = json.dumps(openapi_document()).encode()
+        self.verdicts = Verdicts()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -63,8 +65,9 @@ class RunsApi:
         return Response(self._openapi, media_type=JSON)
 
     async def status(self, request: Request) -> Response:
-        """sysmenu's own state: version, the config in force (and a rejected change), runs."""
-        self.state.require(request, "SYSTEM")
+        """sysmenu's own state: version, the config in force (and a rejected change), runs, and
+        whether each command can run here (`sysmenu doctor`'s verdict, as the server's user)."""
+        await self.state.require(request, "SYSTEM")
         state = self.state.config_state
         return json_response(
             {
@@ -77,23 +80,25 @@ class RunsApi:
                     "warnings": list(self.state.config.warnings),
                 },
                 "running": sorted(self.state.runner.running),
+                "commands": await self.verdicts.get(self.state.catalogue),
             }
         )
 
-    def _run(self, run_id: int) -> RunRecord:
+    async def _run(self, run_id: int) -> RunRecord:
         """A run with its output; a live run's output comes from memory."""
         if run_id > MAX_ID:
             raise NotFound(f"No run {run_id}")
         live = self.state.runner.running.get(run_id)
         if live is not None:
             return live.record()
-        record = self.state.store.runs.get(run_id)
+        store = self.state.store
+        record = await store.db.run(store.runs.get, run_id)
         if record is None:
             raise NotFound(f"No run {run_id}")
         return record
 
     async def list_runs(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         params = request.query_params
         state = params.get("state")
         if state is not None and state not in RUN_STATES:
@@ -101,8 +106,14 @@ class RunsApi:
         limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
         before = _int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
-        records = self.state.store.runs.list(
-            source=params.get("source"), action=params.get("action"), state=state, before=before, limit=limit
+        store = self.state.store
+        records = await store.db.run(
+            store.runs.list,
+            source=params.get("source"),
+            action=params.get("action"),
+            state=state,
+            before=before,
+            limit=limit,
         )
         running = self.state.runner.running
         runs = [(running[r.id].record(output=False) if r.id in running else r).public() for r in records]
@@ -113,25 +124,26 @@ class RunsApi:
         return json_response(page)
 
     async def get_run(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
-        return json_response(self._run(request.path_params["run_id"]).public())
+        await self.state.require(request, "SYSTEM")
+        return json_response((await self._run(request.path_params["run_id"])).public())
 
     async def kill_run(self, request: Request) -> Response:
-        identity = self.state.require(request, "SYSTEM")
+        identity = await self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
         live = self.state.runner.running.get(run_id)
         if live is None:
-            self._run(run_id)  # 404 for an unknown run
+            await self._run(run_id)  # 404 for an unknown run
             raise Conflict(f"Run {run_id} is not running")
         live.kill()
         who = identity.who(self.state.proxies.client(request))
-        self.state.store.audit.record("kill", who, run=run_id)
+        store = self.state.store
+        await store.db.run(store.audit.record, "kill", who, run=run_id)
         return json_response({"id": run_id, "state": "killing"}, 202)
 
     async def events(self, request: Request) -> Response:
-        self.state.require(request, "SYSTEM")
+        await self.state.require(request, "SYSTEM")
         run_id = request.path_params["run_id"]
-        run = self._run(run_id)
+        run = await self._run(run_id)
         live = self.state.runner.running.get(run_id)
         return StreamingResponse(
             self._stream(run, live),
@@ -167,7 +179,7 @@ class RunsApi:
             finally:
                 if queue is not None:
                     live.unsubscribe(queue)
-            run = self._run(run.id)
+            run = await self._run(run.id)
         end = {
             "id": run.id,
             "state": run.state,

@@ -57,10 +57,10 @@ class State:
         self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
         self.login_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
 
-    def identify_any(self, request: Request) -> auth.Identity:
+    async def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients
         such as pyoctoprintapi re-authenticate on 403 only)."""
-        identity = auth.identify(
+        identity = await auth.identify(
             request,
             self.store.accounts,
             self.store.sessions,
@@ -77,9 +77,9 @@ class State:
     def session_cookie(self, request: Request) -> str:
         return auth.SESSION_COOKIE + auth.cookie_suffix(self.proxies.base_url(request))
 
-    def require(self, request: Request, permission: str) -> auth.Identity:
+    async def require(self, request: Request, permission: str) -> auth.Identity:
         """The caller's identity if it holds `permission`; else 403."""
-        identity = self.identify_any(request)
+        identity = await self.identify_any(request)
         if not identity.user.can(permission):
             raise Forbidden(auth.FORBIDDEN)
         return identity

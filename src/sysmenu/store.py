@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .accounts import Accounts
 from .audit import AuditLog
-from .database import Database
+from .database import BUSY_TIMEOUT, Database
 from .runlog import RunLog
 from .sessions import Sessions
 
@@ -18,8 +18,8 @@ from .sessions import Sessions
 class Store:
     """One database file and its aggregates, opened together."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.db = Database(path)
+    def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.db = Database(path, busy_timeout)
         self.accounts = Accounts(self.db)
         self.sessions = Sessions(self.db, self.accounts)
         self.runs = RunLog(self.db)

@@ -126,23 +126,26 @@ class WebUi:
             raise BadRequest("Expected a JSON object")
         if data.get("passive") and "user" not in data and "pass" not in data:
             # Who the key (or session) is, as OctoPrint's passive login answers it.
-            return json_response(user_record(self.state.identify_any(request)))
+            return json_response(user_record(await self.state.identify_any(request)))
         name, password = data.get("user"), data.get("pass")
         if not isinstance(name, str) or not isinstance(password, str) or not name:
             raise BadRequest("user and pass are required")
         client = self.state.proxies.client(request)
         auth.refuse_if_limited(self.state.login_failures, client, "logins")
         store = self.state.store
-        user = store.accounts.get_user(name) if len(name) <= 256 and len(password) <= 1024 else None
-        stored = store.accounts.password_hash(name) if user else None
+        user = None
+        if len(name) <= 256 and len(password) <= 1024:
+            user = await store.db.run(store.accounts.get_user, name)
+        stored = await store.db.run(store.accounts.password_hash, name) if user else None
         ok = await run_in_threadpool(verify_password, stored or _decoy_hash(), password[:1024])
         if user is None or stored is None or not ok:
             self.state.login_failures.fail(client)
-            store.audit.record("login_failed", Who(name[:256], "password", client))
+            await store.db.run(store.audit.record, "login_failed", Who(name[:256], "password", client))
             raise Forbidden(WRONG_LOGIN)
         cookie_name = self.state.session_cookie(request)
-        session = store.sessions.create(user, client, replaces=request.cookies.get(cookie_name))
-        store.audit.record("login", Who(user.name, "password", client))
+        replaces = request.cookies.get(cookie_name)
+        session = await store.db.run(store.sessions.create, user, client, replaces)
+        await store.db.run(store.audit.record, "login", Who(user.name, "password", client))
         response = json_response(self._session_json(session))
         self._set_cookies(request, response, session)
         return response
@@ -171,11 +174,12 @@ class WebUi:
             )
 
     async def logout(self, request: Request) -> Response:
-        identity = self.state.identify_any(request)
+        identity = await self.state.identify_any(request)
         if identity.session is not None:
-            self.state.store.sessions.end(identity.session.token)
+            store = self.state.store
+            await store.db.run(store.sessions.end, identity.session.token)
             who = identity.who(self.state.proxies.client(request))
-            self.state.store.audit.record("logout", who)
+            await store.db.run(store.audit.record, "logout", who)
         # 200 with a body, as OctoPrint answers: who the client is now (nobody).
         response = json_response({"name": None, "groups": [], "permissions": []})
         self._set_cookies(request, response, None)
@@ -185,7 +189,7 @@ class WebUi:
         """Who the request is: a session's user with its CSRF token and how long its
         password check stays fresh, a key's user, or ``{"name": null}``."""
         try:
-            identity = self.state.identify_any(request)
+            identity = await self.state.identify_any(request)
         except Forbidden:
             return json_response({"name": None, "groups": [], "permissions": []})
         if identity.session is not None:

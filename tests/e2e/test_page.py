@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import http.server
 import os
 import threading
@@ -42,6 +43,9 @@ system:
     - action: slow
       name: Count slowly
       command: "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo tick $i; sleep 0.5; done"
+    - action: broken
+      name: Broken
+      command: no-such-program-xyz --now
     - action: divider
 """
 
@@ -122,12 +126,26 @@ def test_login_then_the_menu_with_dividers_in_place(page: Page) -> None:
     expect(page.locator("#menu")).to_be_visible()
     expect(page.locator("#who")).to_have_text("admin")
     items = page.locator("#commands > li")
-    expect(items).to_have_count(6)
-    shape = items.evaluate_all("els => els.map(e => e.className === 'divider' ? '--' : e.innerText.trim())")
+    expect(items).to_have_count(7)
+    shape = items.evaluate_all(
+        "els => els.map(e => e.className === 'divider' ? '--' : e.querySelector('button').innerText.trim())"
+    )
     # core, then custom; a divider between the groups, the config's own dividers inside
     # custom kept once, none at the edges of a group
-    assert shape == ["Shutdown", "--", "Touch a file", "--", "Fail loudly", "Count slowly"]
+    assert shape == ["Shutdown", "--", "Touch a file", "--", "Fail loudly", "Count slowly", "Broken"]
     assert items.nth(1).get_attribute("role") == "separator"
+
+
+def test_admins_see_which_commands_will_fail(menu: Page) -> None:
+    warnings = menu.locator("#commands .warning")
+    expect(warnings).to_have_count(1)
+    expect(warnings).to_have_text(
+        "⚠ Broken will fail: no-such-program-xyz is not installed "
+        f"(or not executable for {getpass.getuser()}). "
+        "Fix: install no-such-program-xyz or fix the command line"
+    )
+    described = command(menu, "Broken").get_attribute("aria-describedby")
+    assert described and menu.locator(f"#{described}").is_visible()
 
 
 def test_cancel_runs_nothing_and_confirm_text_is_rendered_safely(

@@ -31,12 +31,38 @@ def user() -> None:
 def user_add(ctx: Context, name: str, groups: tuple[str, ...], password: str | None) -> None:
     """Add user NAME."""
     from ..passwords import hash_password
+    from ..policy import name_problem
 
+    problem = name_problem(name)
+    if problem is not None:
+        raise click.ClickException(problem)
     if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = _prompt_password(name)
+    elif password != "-":
+        _check_password(name, password)
     hashed = None if password == "-" else hash_password(password)
     added = ctx.store.accounts.add_user(name, list(groups), hashed)
     click.echo(f"added user {added.name} ({', '.join(added.groups)})")
+
+
+def _check_password(name: str, password: str) -> None:
+    from ..policy import password_problem
+
+    problem = password_problem(name, password)
+    if problem is not None:
+        raise click.ClickException(problem)
+
+
+def _prompt_password(name: str) -> str:
+    """Ask until the password is good enough (a terminal user gets another try)."""
+    from ..policy import password_problem
+
+    while True:
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        problem = password_problem(name, password)
+        if problem is None:
+            return password
+        click.echo(problem, err=True)
 
 
 @user.command("passwd")
@@ -48,7 +74,9 @@ def user_passwd(ctx: Context, name: str, password: str | None) -> None:
     from ..passwords import hash_password
 
     if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = _prompt_password(name)
+    else:
+        _check_password(name, password)
     ctx.store.accounts.set_password(name, hash_password(password))
     click.echo(f"password of {name} set")
 
@@ -96,10 +124,31 @@ def key_list(ctx: Context, user_name: str | None) -> None:
         click.echo(f"{k.id:4}  {k.prefix}…  {k.user:16} {k.name:16} {created}  {state}")
 
 
-@key.command("revoke")
+class _DashedArgument(click.Command):
+    """Keys and key prefixes may start with '-': an argument that is not exactly one of the
+    command's options is the key, wherever it is (``-hAbCdEf`` is a prefix, ``-h`` is help)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        known = {o for p in self.get_params(ctx) for o in getattr(p, "opts", [])}
+        dashed = [a for a in args if a.startswith("-") and a.split("=", 1)[0] not in known and a != "--"]
+        if dashed and "--" not in args:
+            args = [a for a in args if a not in dashed] + ["--", *dashed]
+        return super().parse_args(ctx, args)
+
+
+@key.command("revoke", cls=_DashedArgument)
 @click.argument("ident", metavar="ID|PREFIX")
 @pass_ctx
 def key_revoke(ctx: Context, ident: str) -> None:
-    """Revoke a key by its id or its prefix."""
+    """Revoke a key by its id, its prefix (the 8 characters `key list` shows) or the key itself.
+
+    Prefixes may start with '-': `sysmenu key revoke -7Nod9DT` works as typed."""
+    from ..accounts import KEY_PREFIX_LEN
+
+    if not ident.isdigit() and len(ident) < KEY_PREFIX_LEN:
+        raise click.ClickException(
+            f"{ident!r} is neither a key id nor a key prefix: a prefix is {KEY_PREFIX_LEN} characters "
+            "(see `sysmenu key list`)"
+        )
     count = ctx.store.accounts.revoke_key(ident)
     click.echo(f"revoked {count} key(s)")

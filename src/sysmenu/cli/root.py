@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,9 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
 
 @main.command()
 @click.option("--host", help="Address to listen on (default: sysmenu.host, 127.0.0.1).")
-@click.option("--port", type=int, help="Port to listen on (default: sysmenu.port, 5000).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: sysmenu.port, 5000)."
+)
 @pass_ctx
 def serve(ctx: Context, host: str | None, port: int | None) -> None:
     """Run the server."""
@@ -57,6 +60,12 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from ..doctor import listen_problem
+
+    # Before anything is created or announced; a socket handed over by systemd is in use by design.
+    problem = None if os.environ.get("LISTEN_FDS") else listen_problem(host, port)
+    if problem is not None:
+        raise click.ClickException(problem)
     store = ctx.store
     if store.accounts.count_users() == 0:
         _first_start(store)
@@ -98,22 +107,30 @@ def check_config(file: str) -> None:
 @main.command("list")
 @pass_ctx
 def list_commands(ctx: Context) -> None:
-    """List the configured commands."""
+    """List the configured commands with their timeout, concurrency and flags."""
     from ..catalogue import Catalogue
 
+    default_timeout = ctx.config.sysmenu.default_timeout
+    rows = [("SOURCE", "ACTION", "NAME", "TIMEOUT", "CONCURRENCY", "FLAGS")]
     for source, specs in Catalogue(ctx.config).specs.items():
         for spec in specs:
             if spec.is_divider:
-                click.echo(f"{source:7} ----")
-            else:
-                flags = [
-                    f
-                    for f, on in (
-                        ("async", spec.is_async),
-                        ("ignore", spec.ignore),
-                        ("confirm", bool(spec.confirm)),
-                    )
-                    if on
-                ]
-                extra = f"  [{', '.join(flags)}]" if flags else ""
-                click.echo(f"{source:7} {spec.action:20} {spec.name}{extra}")
+                rows.append((source, "----", "", "", "", ""))
+                continue
+            flags = [
+                flag
+                for flag, on in (
+                    ("async", spec.is_async),
+                    ("ignore", spec.ignore),
+                    ("confirm", bool(spec.confirm)),
+                    ("fresh_credentials", spec.fresh_credentials),
+                )
+                if on
+            ]
+            timeout = f"{spec.timeout:g}s" if spec.timeout else f"{default_timeout:g}s (default)"
+            concurrency = f"{spec.concurrency}{', queued' if spec.queue else ''}"
+            rows.append((source, spec.action, spec.name, timeout, concurrency, ", ".join(flags) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
+        click.echo(line.rstrip())

@@ -22,6 +22,15 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+def _plain(html: str) -> str:
+    """A confirm text (HTML in OctoPrint's configs) as a terminal shows it."""
+    import html as html_module
+    import re
+
+    text = re.sub(r"<br\s*/?>|</p>|</li>", "\n", html, flags=re.IGNORECASE)
+    return html_module.unescape(re.sub(r"<[^>]*>", "", text)).strip()
+
+
 def _end(run: RunRecord) -> str:
     if run.signal is not None:
         return f"signal {run.signal}"
@@ -79,9 +88,12 @@ def _follow_http(url: str, key: str, run_id: int) -> int:
 @click.command("run")
 @click.argument("source")
 @click.argument("action")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask, even when the command has a confirm text.")
 @pass_ctx
-def run_command(ctx: Context, source: str, action: str) -> None:
-    """Run SOURCE ACTION here, through the same runner, and record it."""
+def run_command(ctx: Context, source: str, action: str, yes: bool) -> None:
+    """Run SOURCE ACTION here, through the same runner, and record it.
+
+    A command with a confirm text (such as core shutdown) asks first, as the page does."""
     import asyncio
 
     from ..catalogue import Catalogue
@@ -91,6 +103,9 @@ def run_command(ctx: Context, source: str, action: str) -> None:
     spec = Catalogue(ctx.config).get(source, action)
     if spec is None:
         raise click.ClickException(f"no command {source}:{action}")
+    if spec.confirm and not yes and not spec.is_divider:
+        click.echo(_plain(spec.confirm), err=True)
+        click.confirm(f"Run {source}:{action} ({spec.name})?", abort=True, err=True)
     settings = ctx.config.sysmenu
 
     async def go() -> RunRecord:

@@ -12,6 +12,7 @@ const state = {
   running: new Map(), // "source/action" -> {id, started}
   shown: null, // id of the run in the output panel
   stream: null, // its EventSource
+  verdicts: new Map(), // "source/action" -> the server's check: {runnable, why, fix}
 };
 
 // -- HTTP ---------------------------------------------------------------------
@@ -162,6 +163,33 @@ function renderMenu() {
   }
   $("empty").hidden = state.commands.length > 0;
   for (const [k, run] of state.running) markRunning(k, run);
+  showVerdicts();
+}
+
+// -- Will it work? The server checks each command as its own user (sysmenu doctor) --
+
+async function loadVerdicts() {
+  try {
+    const { data } = await api("GET", "api/status");
+    state.verdicts = new Map((data.commands || []).map((v) => [`${v.source}/${v.action}`, v]));
+    showVerdicts();
+  } catch {
+    // the menu works without it
+  }
+}
+
+function showVerdicts() {
+  for (const spec of state.commands) {
+    const li = commandItem(key(spec));
+    const verdict = state.verdicts.get(key(spec));
+    if (!li || !verdict || verdict.runnable !== false || li.querySelector(".warning")) continue;
+    const warning = document.createElement("span");
+    warning.className = "warning";
+    warning.id = `warning-${state.commands.indexOf(spec)}`;
+    warning.textContent = `⚠ ${spec.name} will fail: ${verdict.why}${verdict.fix ? `. Fix: ${verdict.fix}` : ""}`;
+    li.querySelector("button.run").setAttribute("aria-describedby", warning.id);
+    li.querySelector("button.run").after(warning);
+  }
 }
 
 function commandItem(k) {
@@ -506,6 +534,7 @@ async function loadMenu() {
     const latest = running.runs[0];
     if (latest) follow(latest.id, latest.name);
     loadHistory();
+    loadVerdicts();
   } catch (error) {
     if (error.status === 403) {
       notice("Your user may not run system commands.");

@@ -1,0 +1,306 @@
+"""Whether each configured command can actually run, as the user the service runs as.
+
+"The reboot button does nothing" is nearly always sudo asking for a password or polkit
+saying no. For every command this checks, as that user: the programs exist, sudo would run
+the sudo steps without a password (``sudo -n -l``, and ``sudo -n -ll`` for NOPASSWD), polkit
+would allow the systemctl steps (``pkcheck``, where polkit is installed), and that systemd is
+there to ask. `sysmenu doctor` adds the config, the data directory and the port; the server
+shows the command verdicts in ``GET /api/status`` and on the page.
+
+Probes run as the checked user: when root checks another user, each probe is started with
+that user's uid, gid and groups, so its answer is that user's answer.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .catalogue import CommandSpec
+from .commandline import PolkitAction, Step, analyse
+from .sudoers_list import nopasswd
+
+PROBE_TIMEOUT = 10.0
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default
+_INSTALL = "`sysmenu service install` writes the rules for exactly the configured commands"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the doctor's table: can `subject` work, and if not, why and what to do."""
+
+    subject: str
+    runnable: bool | None  # None: could not tell
+    why: str = ""
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runnable": self.runnable, "why": self.why or None, "fix": self.fix or None}
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+    @classmethod
+    def current(cls) -> Account:
+        uid = os.getuid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return cls(name, uid, os.getgid(), tuple(os.getgroups()))
+
+    @classmethod
+    def named(cls, name: str) -> Account:
+        entry = pwd.getpwnam(name)  # KeyError: no such user
+        return cls(name, entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(name, entry.pw_gid)))
+
+
+class Prober:
+    """Runs probe commands as `account`; `no_new_privileges`: set-user-ID programs (sudo)
+    cannot gain privileges where the service runs (the unit's NoNewPrivileges=yes)."""
+
+    def __init__(self, account: Account, no_new_privileges: bool = False) -> None:
+        self.account = account
+        self.no_new_privileges = no_new_privileges
+        self.switch = account.uid != os.getuid()
+        if self.switch and os.geteuid() != 0:
+            raise PermissionError(f"only root can check as user {account.name}")
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        env = {"LANG": "C", "LC_ALL": "C", "PATH": os.environ.get("PATH", SERVICE_PATH)}
+        extra: dict[str, Any] = {}
+        if self.switch:
+            env["PATH"] = SERVICE_PATH
+            a = self.account
+            extra = {"user": a.uid, "group": a.gid, "extra_groups": list(a.groups), "cwd": "/"}
+        try:
+            return subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                timeout=PROBE_TIMEOUT,
+                check=False,
+                **extra,
+            )
+        except FileNotFoundError:
+            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: not found")
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]} did not answer in time")
+
+    def which(self, program: str) -> str | None:
+        if not self.switch:
+            return shutil.which(program, path=os.environ.get("PATH", SERVICE_PATH))
+        result = self.run(["/bin/sh", "-c", 'command -v -- "$1"', "sh", program])
+        return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def no_new_privileges() -> bool:
+    """Whether this process runs with NoNewPrivileges (set-user-ID programs cannot gain root)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("NoNewPrivs:"):
+                return line.split()[1] == "1"
+    except OSError:
+        pass
+    return False
+
+
+def _sudo_verdict(step: Step, prober: Prober) -> Verdict | None:
+    assert step.sudo is not None
+    user = prober.account.name
+    if prober.account.uid == 0:
+        return None  # sudo never asks root for a password
+    if prober.no_new_privileges:
+        return Verdict(
+            "",
+            False,
+            "the service runs with NoNewPrivileges=yes, so sudo cannot gain root",
+            "add contrib/systemd/sysmenu.service.d/sudo.conf (`sysmenu service install` does), or use polkit",
+        )
+    runas = [
+        *(["-u", step.sudo.user] if step.sudo.user else []),
+        *(["-g", step.sudo.group] if step.sudo.group else []),
+    ]
+    listed = prober.run(["sudo", "-n", "-l", *runas, step.program, *step.args])
+    message = (listed.stderr.strip().splitlines() or [""])[-1].removeprefix("sudo: ")
+    if listed.returncode == 127 and "not found" in message and "sudo" in message.split(":")[0]:
+        return Verdict(
+            "", False, "sudo is not installed", "install sudo, or use polkit (no sudo in the command)"
+        )
+    if "password is required" in message:
+        return Verdict("", False, f"sudo requires a password for user {user}", _INSTALL)
+    if "command not found" in message:
+        return Verdict(
+            "", False, f"{step.program} is not installed (sudo found no such command)", "install it"
+        )
+    if listed.returncode != 0:
+        why = message or f"sudoers does not allow user {user} to run `{step.shown()}`"
+        return Verdict("", False, why, _INSTALL)
+    path = listed.stdout.strip().splitlines()[0] if listed.stdout.strip() else step.program
+    free = nopasswd(prober.run(["sudo", "-n", "-ll"]).stdout, step.sudo.user or "root", path, step.args)
+    if free is False:
+        return Verdict("", False, f"sudo requires a password for user {user}", _INSTALL)
+    if free is None:
+        return Verdict("", None, "sudo allows it, but whether without a password could not be read", "")
+    return None
+
+
+def _subject(pid: int) -> str:
+    """pkcheck's `pid,start-time,uid` for a process (the start time guards against pid reuse)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    start = stat.rsplit(")", 1)[1].split()[19]
+    return f"{pid},{start},{os.stat(f'/proc/{pid}').st_uid}"
+
+
+def _pkcheck(action: PolkitAction, prober: Prober) -> subprocess.CompletedProcess[str]:
+    details = [w for key, value in action.details for w in ("--detail", key, value)]
+    if not prober.switch:
+        argv = ["pkcheck", "--action-id", action.action_id, "--process", _subject(os.getpid()), *details]
+        return prober.run(argv)
+    # Root asks about a process of the user: only root may pass details (unit, verb).
+    a = prober.account
+    holder = subprocess.Popen(
+        ["sleep", "60"], user=a.uid, group=a.gid, extra_groups=list(a.groups), stdin=subprocess.DEVNULL
+    )
+    try:
+        argv = ["pkcheck", "--action-id", action.action_id, "--process", _subject(holder.pid), *details]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess([], 124, "", "pkcheck did not answer in time")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _polkit_verdict(step: Step, prober: Prober) -> Verdict | None:
+    actions = step.polkit()
+    if not actions:
+        return None
+    if not os.path.isdir("/run/systemd/system"):
+        return Verdict("", False, "systemd is not running on this machine", "run sysmenu where systemd runs")
+    if prober.account.uid == 0:
+        return None  # root needs no polkit
+    if prober.which("pkcheck") is None:
+        return Verdict(
+            "", False, "polkit is not installed (no pkcheck)", f"install polkitd; {_INSTALL}; or use sudo"
+        )
+    for action in actions:
+        result = _pkcheck(action, prober)
+        if result.returncode == 0:
+            continue
+        if result.returncode in (1, 2, 3):
+            why = f"polkit does not allow user {prober.account.name} to {action.text}"
+            return Verdict("", False, why, _INSTALL)
+        problem = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+        return Verdict("", None, f"cannot ask polkit: {problem}", "run `sysmenu doctor` as root")
+    return None
+
+
+def command_verdict(spec: CommandSpec, prober: Prober) -> Verdict:
+    """Whether `spec` can run for the prober's user."""
+    subject = f"{spec.source}:{spec.action}"
+    if not spec.command:
+        return Verdict(subject, False, "no command line in the config", "give it a `command`")
+    analysis = analyse(spec.command)
+    for step in analysis.steps:
+        if step.is_builtin:
+            continue
+        program = "sudo" if step.sudo is not None else step.program
+        if prober.which(program) is None:
+            return Verdict(
+                subject,
+                False,
+                f"{program} is not installed (or not executable for {prober.account.name})",
+                f"install {program} or fix the command line",
+            )
+        verdict = _sudo_verdict(step, prober) if step.sudo is not None else _polkit_verdict(step, prober)
+        if verdict is not None:
+            return Verdict(subject, verdict.runnable, verdict.why, verdict.fix)
+    if analysis.unchecked:
+        return Verdict(subject, True, "not checked: " + "; ".join(analysis.unchecked))
+    return Verdict(subject, True)
+
+
+def command_verdicts(specs: list[CommandSpec], prober: Prober) -> list[Verdict]:
+    return [command_verdict(s, prober) for s in specs if not s.is_divider]
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why sysmenu could not listen on host:port now, or None (bound and released at once)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def _is_sysmenu(host: str, port: int) -> bool:
+    import json
+    import urllib.request
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    try:
+        with urllib.request.urlopen(f"http://{shown}:{port}/api/openapi.json", timeout=3) as response:
+            return bool(json.load(response).get("info", {}).get("title") == "sysmenu")
+    except (OSError, ValueError):
+        return False
+
+
+def port_verdict(host: str, port: int, account: Account) -> Verdict:
+    subject = f"port {host}:{port}"
+    if account.uid != 0 and port < _unprivileged_port_start():
+        why = f"port {port} is privileged: user {account.name} cannot listen on it"
+        return Verdict(subject, False, why, "use a port above 1023 (sysmenu.port)")
+    problem = listen_problem(host, port)
+    if problem is None:
+        return Verdict(subject, True, "free")
+    if _is_sysmenu(host, port):
+        return Verdict(subject, True, "in use by sysmenu (running)")
+    return Verdict(subject, False, problem, "stop what uses it, or choose another sysmenu.port")
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def data_dir_verdict(path: Path, prober: Prober, made_by_systemd: bool = False) -> Verdict:
+    """The data directory (or, while it does not exist, the directory it would be made in)
+    and the database in it must be writable for the user."""
+    subject = f"data dir {path}"
+    if made_by_systemd and not path.exists():
+        return Verdict(subject, True, "systemd creates it at start (StateDirectory=)")
+    script = (
+        'd=$1; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; '
+        '[ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ] && { [ ! -e "$1/sysmenu.db" ] || [ -w "$1/sysmenu.db" ]; }'
+    )
+    if prober.run(["/bin/sh", "-c", script, "sh", str(path)]).returncode == 0:
+        return Verdict(subject, True)
+    user = prober.account.name
+    quoted = shlex.quote(str(path))
+    fix = f"mkdir -p {quoted} && chown -R {user} {quoted} (or choose another sysmenu.data_dir)"
+    return Verdict(subject, False, f"not writable for user {user}", fix)

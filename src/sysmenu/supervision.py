@@ -1,0 +1,150 @@
+"""Supervising one command's process group: wait for its end, its timeout or a kill;
+SIGTERM then SIGKILL the group; read its output to the end within a bounded grace.
+
+Nothing here knows runs or the database: `supervise` returns how the process
+ended, and the caller decides what that means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import signal as signals
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from .feed import OutputFeed
+from .output import Output
+
+PIPE_GRACE = 1.0  # seconds a leftover process may hold the pipes after the command ends
+
+
+def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+def killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout` seconds."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+class Process(asyncio.SubprocessProtocol):
+    """Feeds a command's output as it arrives; tells apart "exited" from "pipes closed".
+
+    asyncio's own Process.wait() (3.11) waits for the pipes too, so a background
+    job holding stdout would hide the command's end.
+    """
+
+    def __init__(self, stdout: Output, stderr: Output, feed: OutputFeed) -> None:
+        self.sinks = {1: ("stdout", stdout), 2: ("stderr", stderr)}
+        self.feed = feed
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.exited = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.returncode: int | None = None
+        self._decoders = {
+            1: codecs.getincrementaldecoder("utf-8")("replace"),
+            2: codecs.getincrementaldecoder("utf-8")("replace"),
+        }
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transport is not a subclass of asyncio's, so no isinstance check.
+        self.transport = cast(asyncio.SubprocessTransport, transport)
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        name, sink = self.sinks[fd]
+        sink.feed(data)
+        text = self._decoders[fd].decode(data)
+        if text:
+            self.feed.emit(name, text)
+
+    def flush(self) -> None:
+        for fd, decoder in self._decoders.items():
+            text = decoder.decode(b"", final=True)
+            if text:
+                self.feed.emit(self.sinks[fd][0], text)
+
+    def process_exited(self) -> None:
+        assert self.transport is not None
+        self.returncode = self.transport.get_returncode()
+        self.exited.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a supervised process ended: its exit status (or signal), and whether its
+    time ran out (it was then ended by sysmenu)."""
+
+    returncode: int | None
+    signal: int | None
+    timed_out: bool
+
+
+async def supervise(
+    process: Process,
+    pgid: int,
+    *,
+    timeout: float,
+    kill: asyncio.Event,
+    grace: Callable[[], float],
+    pipe_grace: float,
+) -> Ending:
+    """Wait for the command's end, or its timeout, or `kill`; then end its group and
+    read its output to the end. `grace()`: seconds between SIGTERM and SIGKILL."""
+    exited = asyncio.ensure_future(process.exited.wait())
+    killer = asyncio.ensure_future(kill.wait())
+    try:
+        await asyncio.wait({exited, killer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        ended_by_us = not process.exited.is_set()
+        if ended_by_us:
+            await terminate(pgid, process, grace())
+    finally:
+        killer.cancel()
+        exited.cancel()
+    # The command has ended: what it left in its group goes with it, and its
+    # output is read to the end (bounded: a process that left the group may hold a pipe).
+    if killpg(pgid, 0):
+        killpg(pgid, signals.SIGTERM)
+        if not await wait_event(process.closed, pipe_grace):
+            killpg(pgid, signals.SIGKILL)
+    await wait_event(process.closed, pipe_grace)
+    process.flush()
+    code = process.returncode
+    signal = -code if code is not None and code < 0 else None
+    return Ending(
+        returncode=None if signal is not None else code,
+        signal=signal,
+        timed_out=ended_by_us and not kill.is_set(),
+    )
+
+
+async def terminate(pgid: int, process: Process, grace: float) -> None:
+    """SIGTERM to the group, SIGKILL after `grace` seconds."""
+    killpg(pgid, signals.SIGTERM)
+    if not await wait_event(process.exited, grace):
+        killpg(pgid, signals.SIGKILL)
+        await process.exited.wait()
