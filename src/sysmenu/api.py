@@ -95,10 +95,11 @@ class SystemApi:
         async def audit(run: Run) -> None:
             await store.db.run(store.audit.record, "execute", who, source=source, action=action, run=run.id)
 
-        if spec.is_async and not wants_handle and spec.queue and self.state.runner.busy(spec):
-            self.state.runner.start_later(spec, who, key, audit)  # queued: answered at once
+        runner = self.state.runner
+        queue_now = spec.is_async and not wants_handle and spec.queue and runner.busy(spec)
+        if queue_now and runner.start_later(spec, who, key, audit):  # queued: answered at once
             return NO_CONTENT
-        run = await self.state.runner.start(spec, who, key)
+        run = await runner.start(spec, who, key)
         await audit(run)
         if wants_handle:
             return self._accepted(request, run.id)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .catalogue import CommandSpec
-from .errors import BadRequest, Conflict, NotFound, StorageUnavailable, SysmenuError
+from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
 from .feed import Chunk, OutputFeed
 from .models import RunRecord, Who
 from .output import Output
@@ -179,13 +179,14 @@ class Runner:
         who: Who,
         idempotency_key: str | None,
         started: Callable[[Run], Awaitable[None]],
-    ) -> None:
+    ) -> bool:
         """Queue a run of `spec` without waiting for its turn (an asynchronous command's
         request is answered at once); `started` is awaited with the run once it starts.
-        409 when `MAX_QUEUED` runs of it wait already."""
+        False, queueing nothing, when `MAX_QUEUED` runs of it wait so already: the caller
+        then waits for its turn itself, which slows a flood down instead of growing memory."""
         key = (spec.source, spec.action)
         if self._queued.get(key, 0) >= MAX_QUEUED:
-            raise Conflict(f"Command {spec.source}:{spec.action} has {MAX_QUEUED} runs waiting already")
+            return False
         self._queued[key] = self._queued.get(key, 0) + 1
 
         async def later() -> None:
@@ -201,6 +202,7 @@ class Runner:
         task = asyncio.create_task(later(), name=f"queued-{spec.source}-{spec.action}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     async def _execute(self, run: Run, slot: Slot) -> None:
         spec = run.spec
