@@ -63,9 +63,9 @@ def _declare_one(item: Any) -> tuple[ArgumentSpec | None, Problems]:
     name, kind = item.get("name"), item.get("type")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         problems.append((("name",), "should be a name of letters, digits and _ (not starting with a digit)"))
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         problems.append((("type",), "Input should be one of " + ", ".join(TYPES)))
-    if problems:
+    if problems or not isinstance(kind, str):
         return None, problems
     allowed = _COMMON | _BY_TYPE[kind]
     for key in item:
@@ -139,7 +139,7 @@ def _opt_pattern(value: Any) -> str:
 def _opt_choices(value: Any) -> tuple[Choice, ...]:
     if not isinstance(value, list):
         raise ArgumentError("Input should be a list of values (or of {value, label})")
-    choices = []
+    choices: list[Choice] = []
     for item in value:
         if isinstance(item, dict) and set(item) <= {"value", "label"} and "value" in item:
             raw, label = item["value"], item.get("label")
