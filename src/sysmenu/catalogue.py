@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .arguments import ArgumentSpec, Value
 from .config import Config
+from .invocation import ArgvTemplate, environment, positional
 
 log = logging.getLogger("sysmenu")
 
 SOURCES = ("core", "custom", "plugin")
+SHELL = "/bin/sh"
 DIVIDER = "divider"
 # What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug
 # builds OctoPrint's URLs): `grüß` becomes `gr%C3%BC%C3%9F`, `a b` becomes `a%20b`.
@@ -48,10 +51,30 @@ class CommandSpec:
     concurrency: int = 1
     queue: bool = False
     fresh_credentials: bool = False
+    arguments: tuple[ArgumentSpec, ...] = ()
+    argv: ArgvTemplate | None = None
 
     @property
     def is_divider(self) -> bool:
         return self.action == DIVIDER
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.command) or self.argv is not None
+
+    def invocation(self, values: dict[str, Value]) -> tuple[list[str], dict[str, str]]:
+        """The argv and the extra environment of a run with checked `values`.
+
+        Values are data only: whole argv elements, ``$1``... of ``sh -c`` (with the
+        action as ``$0``), and ``SYSMENU_ARG_<NAME>``; raises `ArgumentsInvalid` for an
+        option-like value in an argv placeholder that does not allow one."""
+        env = environment(self.arguments, values)
+        if self.argv is not None:
+            return self.argv.render(self.arguments, values), env
+        assert self.command is not None
+        if not self.arguments:  # exactly what it always was
+            return [SHELL, "-c", self.command], env
+        return [SHELL, "-c", self.command, self.action, *positional(self.arguments, values)], env
 
     def client_spec(self, base_url: str) -> dict[str, Any]:
         """The restricted form the API shows: no command line, ever."""
@@ -66,6 +89,8 @@ class CommandSpec:
         spec["resource"] = resource
         if self.fresh_credentials:
             spec["fresh_credentials"] = True
+        if self.arguments:
+            spec["arguments"] = [argument.public() for argument in self.arguments]
         return spec
 
 
@@ -146,6 +171,8 @@ def _custom_specs(config: Config) -> list[CommandSpec]:
             concurrency=entry.concurrency,
             queue=entry.queue,
             fresh_credentials=entry.fresh_credentials,
+            arguments=entry.arguments,
+            argv=entry.argv,
         )
     counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
     for action, count in counts.items():
