@@ -10,13 +10,12 @@ import pytest
 
 from sysmenu.argument_config import declare
 from sysmenu.arguments import ArgumentError, ArgumentsInvalid, ArgumentSpec, check_values
+from sysmenu.argv import ArgvTemplate, parse_template
 from sysmenu.invocation import (
     MASK,
-    ArgvTemplate,
     environment,
     fingerprint,
     masked,
-    parse_template,
     positional,
     same_values,
 )

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import BadRequest
+
 TYPES = ("string", "int", "float", "bool", "choice", "path")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 DEFAULT_MAX_LENGTH = 4096
@@ -277,9 +279,21 @@ def check_values(specs: Sequence[ArgumentSpec], given: Any) -> dict[str, Value]:
     return values
 
 
-class ArgumentsInvalid(ValueError):
-    """Values that do not fit, one message per argument name."""
+class ArgumentsInvalid(BadRequest):
+    """Values that do not fit, one message per argument name (a 400 whose body also has
+    ``errors``: argument name -> message)."""
 
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
-        super().__init__("; ".join(f"{name} {message}" for name, message in self.errors.items()))
+        self.details = {"errors": self.errors}
+        summary = "; ".join(f"{name} {message}" for name, message in self.errors.items())
+        super().__init__(f"Invalid arguments: {summary}")
+
+
+def as_text(value: Value) -> str:
+    """How a value reaches the command: bools as true/false, numbers in decimal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .arguments import ArgumentSpec, Value
+from .arguments import ArgumentSpec
+from .argv import ArgvTemplate
 from .config import Config
-from .invocation import ArgvTemplate, environment, positional
 
 log = logging.getLogger("sysmenu")
 
@@ -61,20 +61,6 @@ class CommandSpec:
     @property
     def runnable(self) -> bool:
         return bool(self.command) or self.argv is not None
-
-    def invocation(self, values: dict[str, Value]) -> tuple[list[str], dict[str, str]]:
-        """The argv and the extra environment of a run with checked `values`.
-
-        Values are data only: whole argv elements, ``$1``... of ``sh -c`` (with the
-        action as ``$0``), and ``SYSMENU_ARG_<NAME>``; raises `ArgumentsInvalid` for an
-        option-like value in an argv placeholder that does not allow one."""
-        env = environment(self.arguments, values)
-        if self.argv is not None:
-            return self.argv.render(self.arguments, values), env
-        assert self.command is not None
-        if not self.arguments:  # exactly what it always was
-            return [SHELL, "-c", self.command], env
-        return [SHELL, "-c", self.command, self.action, *positional(self.arguments, values)], env
 
     def client_spec(self, base_url: str) -> dict[str, Any]:
         """The restricted form the API shows: no command line, ever."""

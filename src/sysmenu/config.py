@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 from .argument_config import declare
 from .arguments import ArgumentSpec
+from .argv import ArgvTemplate, parse_template
 from .errors import ConfigError
-from .invocation import ArgvTemplate, parse_template
 
 DEFAULT_PORT = 5000
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -350,7 +350,9 @@ class _Validator:
             self.problems.append(((*loc, "argv"), "give either command or argv, not both", False))
         declared = {spec.name for spec in values.get("arguments", ())}
         for name in sorted(argv.names() - declared):
-            self.problems.append(((*loc, "argv"), f"placeholder {{{name}}} names no declared argument", False))
+            self.problems.append(
+                ((*loc, "argv"), f"placeholder {{{name}}} names no declared argument", False)
+            )
 
     def config(self, data: dict[Any, Any]) -> Config:
         server = self.mapping(data.get("server"), ("server",)) or {}

@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .arguments import NAME, ArgumentsInvalid, ArgumentSpec, Value
+from .arguments import ArgumentSpec, Value, as_text
+from .catalogue import SHELL, CommandSpec
 
 MASK = "********"
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-
-
-def as_text(value: Value) -> str:
-    """How a value reaches the command: bools as true/false, numbers in decimal."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def masked(specs: Sequence[ArgumentSpec], values: Mapping[str, Value]) -> dict[str, Value]:
@@ -51,58 +42,6 @@ def same_values(values: Mapping[str, Value], recorded: str | None) -> bool:
     return secrets.compare_digest(fingerprint(values, salt), recorded)
 
 
-@dataclass(frozen=True, slots=True)
-class ArgvTemplate:
-    """An ``argv`` list: literal text and ``{name}`` placeholders, each element one argument."""
-
-    parts: tuple[tuple[tuple[str, bool], ...], ...]  # per element: (text, is_placeholder)
-
-    def names(self) -> set[str]:
-        return {text for element in self.parts for text, placeholder in element if placeholder}
-
-    def render(self, specs: Sequence[ArgumentSpec], values: Mapping[str, Value]) -> list[str]:
-        by_name = {spec.name: spec for spec in specs}
-        argv = []
-        for element in self.parts:
-            out = []
-            for index, (text, placeholder) in enumerate(element):
-                if not placeholder:
-                    out.append(text)
-                    continue
-                value = as_text(values[text]) if text in values else ""
-                if index == 0 and value.startswith("-") and not by_name[text].allow_option:
-                    raise ArgumentsInvalid({text: "may not start with '-' (it would read as an option)"})
-                out.append(value)
-            argv.append("".join(out))
-        return argv
-
-
-def parse_template(element: str) -> tuple[tuple[str, bool], ...]:
-    """One argv element split into literal text and placeholders; ``{{``/``}}`` are braces.
-
-    Raises ValueError for a lone brace or a placeholder that is not a name."""
-    parts: list[tuple[str, bool]] = []
-    literal: list[str] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(element):
-        literal.append(element[position : match.start()])
-        position = match.end()
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            literal.append(token[0])
-        elif match.group(1) is not None and NAME.fullmatch(match.group(1)):
-            if "".join(literal):
-                parts.append(("".join(literal), False))
-            literal = []
-            parts.append((match.group(1), True))
-        else:
-            raise ValueError(f"{token!r} is not a placeholder: write {{name}}, or {{{{ and }}}} for braces")
-    literal.append(element[position:])
-    if "".join(literal):
-        parts.append(("".join(literal), False))
-    return tuple(parts)
-
-
 def environment(specs: Sequence[ArgumentSpec], values: Mapping[str, Value]) -> dict[str, str]:
     """``SYSMENU_ARG_<NAME>`` for each argument that has a value."""
     return {spec.env_name: as_text(values[spec.name]) for spec in specs if spec.name in values}
@@ -111,3 +50,40 @@ def environment(specs: Sequence[ArgumentSpec], values: Mapping[str, Value]) -> d
 def positional(specs: Sequence[ArgumentSpec], values: Mapping[str, Value]) -> list[str]:
     """``$1``..``$n`` in declared order; an optional argument without a value is empty."""
     return [as_text(values[spec.name]) if spec.name in values else "" for spec in specs]
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What one run executes: its argv, the variables it adds, and its values as recorded."""
+
+    argv: list[str]
+    extra_env: dict[str, str]
+    shown: dict[str, Value] | None = None  # secrets masked; None: the command takes no arguments
+    digest: str | None = None
+
+    @classmethod
+    def of(cls, spec: CommandSpec, values: Mapping[str, Value]) -> Invocation:
+        """The invocation of `spec` with checked `values`; `ArgumentsInvalid` for an
+        option-like value in an argv placeholder that does not allow one."""
+        env = environment(spec.arguments, values)
+        if spec.argv is not None:
+            argv = spec.argv.render(spec.arguments, values)
+        elif not spec.arguments:  # exactly what it always was
+            argv = [SHELL, "-c", spec.command or ""]
+        else:
+            argv = [SHELL, "-c", spec.command or "", spec.action, *positional(spec.arguments, values)]
+        if not spec.arguments:
+            return cls(argv, env)
+        return cls(argv, env, masked(spec.arguments, values), fingerprint(values))
+
+    def recorded(self) -> tuple[dict[str, Value], str] | None:
+        """What the run log keeps: the shown values and the digest of all of them."""
+        if self.shown is None or self.digest is None:
+            return None
+        return self.shown, self.digest
+
+    def environment(self) -> dict[str, str] | None:
+        """The command's environment (None: the server's own, unchanged)."""
+        if not self.extra_env:
+            return None
+        return {**os.environ, **self.extra_env}

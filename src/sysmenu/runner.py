@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
 from .feed import Chunk, OutputFeed
+from .invocation import Invocation
 from .models import RunRecord, Who
 from .output import Output
 from .runlog import RunLog
@@ -32,16 +33,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sysmenu.runner")
 
-SHELL = "/bin/sh"
-
 
 class Run:
     """A run in progress (or just finished): its process, output and listeners."""
 
-    def __init__(self, run_id: int, spec: CommandSpec, who: Who, limit: int) -> None:
+    def __init__(
+        self,
+        run_id: int,
+        spec: CommandSpec,
+        who: Who,
+        limit: int,
+        invocation: Invocation | None = None,
+    ) -> None:
         self.id = run_id
         self.spec = spec
         self.who = who
+        self.invocation = invocation or Invocation.of(spec, {})
         self.started = time.time()
         self.state = "running"
         self.returncode: int | None = None
@@ -100,6 +107,7 @@ class Run:
             stdout=self.stdout.text() if output else None,
             stderr=self.stderr.text() if output else None,
             pid=self.pid,
+            arguments=self.invocation.shown,
         )
 
 
@@ -138,18 +146,32 @@ class Runner:
         self.kill_grace = settings.kill_grace
         self.output_limit = settings.output_limit
 
-    async def start(self, spec: CommandSpec, who: Who, idempotency_key: str | None = None) -> Run:
-        """Start `spec` (waiting for a turn if it queues); 409 if it may not run now."""
+    async def start(
+        self,
+        spec: CommandSpec,
+        who: Who,
+        idempotency_key: str | None = None,
+        invocation: Invocation | None = None,
+    ) -> Run:
+        """Start `spec` (waiting for a turn if it queues); 409 if it may not run now.
+        `invocation`: its argv and environment, made from checked argument values."""
         if spec.is_divider:
             raise BadRequest("Dividers cannot be executed")
-        if not spec.command:
+        if not spec.runnable:
             raise SysmenuError(
                 f"Command for {spec.source}:{spec.action} does not define a command to execute"
             )
+        invocation = invocation or Invocation.of(spec, {})
         slot = await self.slots.acquire(spec)
         try:
             run_id = await self.runlog.db.run(
-                self.runlog.start, spec.source, spec.action, spec.name, who, idempotency_key
+                self.runlog.start,
+                spec.source,
+                spec.action,
+                spec.name,
+                who,
+                idempotency_key,
+                invocation.recorded(),
             )
         except sqlite3.Error as exc:
             self.slots.release(slot)
@@ -159,7 +181,7 @@ class Runner:
             self.slots.release(slot)
             raise
         slot.run_id = run_id
-        run = Run(run_id, spec, who, self.output_limit)
+        run = Run(run_id, spec, who, self.output_limit, invocation)
         self.running[run_id] = run
         task = asyncio.create_task(self._execute(run, slot), name=f"run-{run_id}")
         self._tasks.add(task)
@@ -167,16 +189,15 @@ class Runner:
         return run
 
     async def _execute(self, run: Run, slot: Slot) -> None:
-        spec = run.spec
-        assert spec.command is not None
+        argv, env = run.invocation.argv, run.invocation.environment()
         try:
             try:
                 # own process group (start_new_session), killed as a group
                 transport, process = await spawn(
-                    lambda: Process(run.stdout, run.stderr, run.feed), [SHELL, "-c", spec.command]
+                    lambda: Process(run.stdout, run.stderr, run.feed), argv, env=env
                 )
             except OSError as exc:
-                run.stderr.feed(f"cannot start {SHELL}: {exc}\n".encode())
+                run.stderr.feed(f"cannot start {argv[0]}: {exc}\n".encode())
                 run.state = "failed"
                 return
             try:
@@ -185,7 +206,7 @@ class Runner:
                 ending = await supervise(
                     process,
                     run.pid,
-                    timeout=spec.timeout or self.default_timeout,
+                    timeout=run.spec.timeout or self.default_timeout,
                     kill=run.kill_requested,
                     grace=lambda: self.kill_grace if self._stop_grace is None else self._stop_grace,
                     pipe_grace=self.pipe_grace,
