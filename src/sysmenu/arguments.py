@@ -66,16 +66,14 @@ class ArgumentSpec:
 
     def from_text(self, text: str) -> Value:
         """A value typed as text (CLI, MQTT): converted by type, then checked."""
-        if self.type == "int":
+        if self.type in ("int", "float"):
             try:
-                return self.check(int(text.strip(), 10))
+                number = int(text.strip(), 10) if self.type == "int" else float(text.strip())
             except ValueError:
-                raise ArgumentError("should be a whole number") from None
-        if self.type == "float":
-            try:
-                return self.check(float(text.strip()))
-            except ValueError:
-                raise ArgumentError("should be a number") from None
+                raise ArgumentError(
+                    "should be a whole number" if self.type == "int" else "should be a number"
+                ) from None
+            return self.check(number)
         if self.type == "bool":
             lowered = text.strip().lower()
             if lowered in ("true", "yes", "on", "1"):
@@ -297,3 +295,47 @@ def as_text(value: Value) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def values_from_text(specs: Sequence[ArgumentSpec], pairs: Sequence[str]) -> dict[str, Value]:
+    """Checked values from ``NAME=VALUE`` texts (the CLI's ``--arg``), defaults filled in;
+    `ArgumentsInvalid` with one message per argument that does not fit."""
+    by_name = {spec.name: spec for spec in specs}
+    given: dict[str, Value] = {}
+    errors: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            errors[pair] = "should be written NAME=VALUE"
+        elif name not in by_name:
+            errors[name] = "is not an argument of this command"
+        else:
+            try:
+                given[name] = by_name[name].from_text(text)
+            except ArgumentError as exc:
+                errors[name] = str(exc)
+    if errors:
+        raise ArgumentsInvalid(errors)
+    return check_values(specs, given)
+
+
+def describe(spec: ArgumentSpec) -> str:
+    """One line about an argument, for people: type, limits, default."""
+    limits = {
+        "string": f"pattern {spec.pattern}" if spec.pattern else "",
+        "choice": "|".join(c.value for c in spec.choices),
+        "path": "in " + ", ".join(spec.roots),
+    }.get(spec.type, "")
+    if spec.type in ("int", "float") and (spec.minimum is not None or spec.maximum is not None):
+        low = "" if spec.minimum is None else f"{spec.minimum:g}"
+        high = "" if spec.maximum is None else f"{spec.maximum:g}"
+        limits = f"{low}..{high}"
+    kind = f"{spec.type}: {limits}" if limits else spec.type
+    if spec.required:
+        need = "required"
+    elif spec.default is not None and not spec.secret:
+        need = f"default {as_text(spec.default)}"
+    else:
+        need = "optional"
+    text = f"{spec.name}=<{kind}> ({need}{', secret' if spec.secret else ''})"
+    return f"{text}  {spec.description}" if spec.description else text

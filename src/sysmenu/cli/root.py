@@ -106,10 +106,12 @@ def check_config(file: str) -> None:
 @pass_ctx
 def list_commands(ctx: Context) -> None:
     """List the configured commands with their timeout, concurrency and flags."""
+    from ..arguments import describe
     from ..catalogue import Catalogue
 
     default_timeout = ctx.config.sysmenu.default_timeout
     rows = [("SOURCE", "ACTION", "NAME", "TIMEOUT", "CONCURRENCY", "FLAGS")]
+    arguments: dict[int, list[str]] = {}  # row -> its command's arguments, shown below it
     for source, specs in Catalogue(ctx.config).specs.items():
         for spec in specs:
             if spec.is_divider:
@@ -128,7 +130,10 @@ def list_commands(ctx: Context) -> None:
             timeout = f"{spec.timeout:g}s" if spec.timeout else f"{default_timeout:g}s (default)"
             concurrency = f"{spec.concurrency}{', queued' if spec.queue else ''}"
             rows.append((source, spec.action, spec.name, timeout, concurrency, ", ".join(flags) or "-"))
+            arguments[len(rows) - 1] = [f"--arg {describe(argument)}" for argument in spec.arguments]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
+    for index, row in enumerate(rows):
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
         click.echo(line.rstrip())
+        for text in arguments.get(index, ()):
+            click.echo(" " * (widths[0] + 2) + text)
