@@ -159,7 +159,7 @@ def _argument_values(spec: CommandSpec, body: bytes) -> dict[str, Value]:
             raise BadRequest('The body is not valid JSON: send {"arguments": {...}}') from None
     if not isinstance(data, dict):
         raise BadRequest('The body should be a JSON object: {"arguments": {...}}')
-    return check_values(spec.arguments, data.get("arguments"))
+    return check_values(spec.arguments, data.get("arguments", {}))
 
 
 def _legacy_action(body: bytes, request: Request) -> str:

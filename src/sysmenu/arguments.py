@@ -114,9 +114,9 @@ class ArgumentSpec:
         """This argument's value as JSON Schema (OpenAPI 3.0 dialect)."""
         schema: dict[str, Any]
         if self.type == "string":
-            schema = {"type": "string", "maxLength": self.max_length}
-            if self.pattern is not None:
-                schema["pattern"] = f"^(?:{self.pattern})$"
+            schema = {"type": "string", "maxLength": self.max_length, "pattern": "^[^\\x00]*$"}
+            if self.pattern is not None:  # both must hold: no NUL, and the whole value matches
+                schema["allOf"] = [{"pattern": f"^(?:{self.pattern})$"}]
         elif self.type in ("int", "float"):
             schema = {"type": "integer" if self.type == "int" else "number"}
             if self.minimum is not None:
@@ -128,7 +128,12 @@ class ArgumentSpec:
         elif self.type == "choice":
             schema = {"type": "string", "enum": [c.value for c in self.choices]}
         else:
-            schema = {"type": "string", "minLength": 1, "maxLength": self.max_length}
+            schema = {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": self.max_length,
+                "pattern": "^[^\\x00]*$",
+            }
         if self.description:
             schema["description"] = self.description
         return schema
@@ -251,8 +256,6 @@ def check_values(specs: Sequence[ArgumentSpec], given: Any) -> dict[str, Value]:
     """The validated values of a request's ``arguments`` object, defaults filled in.
 
     Raises `ArgumentsInvalid` with one message per argument that does not fit."""
-    if given is None:
-        given = {}
     if not isinstance(given, dict):
         raise ArgumentsInvalid({"arguments": "should be an object of argument names to values"})
     errors: dict[str, str] = {}
@@ -262,7 +265,7 @@ def check_values(specs: Sequence[ArgumentSpec], given: Any) -> dict[str, Value]:
             errors[str(name)] = "is not an argument of this command"
     values: dict[str, Value] = {}
     for spec in specs:
-        if spec.name not in given or given[spec.name] is None:
+        if spec.name not in given:  # null is a value of no type: refused below
             if spec.default is not None:
                 values[spec.name] = spec.default
             elif spec.required:
