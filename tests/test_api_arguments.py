@@ -320,3 +320,18 @@ async def test_large_values_are_refused_not_truncated(env: Env) -> None:
     megabyte = await run(env, "option", {"text": "x" * 1_000_000})
     assert megabyte.status_code == 413
     assert env.store.runs.list() == []
+
+
+@pytest.mark.config(CONFIG)
+async def test_openapi_describes_commands_only_to_system_callers(env: Env) -> None:
+    path = "/api/system/commands/custom/shell"
+    described = (await env.client.get("/api/openapi.json", headers=env.auth())).json()
+    body = described["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = body["properties"]["arguments"]
+    assert schema["required"] == ["text"] and schema["additionalProperties"] is False
+    assert schema["properties"]["count"] == {"type": "integer", "minimum": 0, "maximum": 600}
+    assert schema["properties"]["unit"]["enum"] == ["nginx", "mosquitto"]
+    for headers in ({}, env.auth(env.user_key), {"X-Api-Key": "wrong"}):
+        anonymous = await env.client.get("/api/openapi.json", headers=headers)
+        assert anonymous.status_code == 200
+        assert "shell" not in anonymous.text and "custom/" not in anonymous.text

@@ -163,6 +163,8 @@ class RunsApi:
     async def _stream(self, run: RunRecord, live: Run | None) -> AsyncIterator[bytes]:
         seq = 0
         start = {"id": run.id, "source": run.source, "action": run.action, "name": run.name}
+        if run.arguments is not None:
+            start["arguments"] = run.arguments  # as recorded: defaults in, secrets masked
         yield _sse("start", start | {"started": run.started})
         if live is None:  # finished: replay what is stored
             for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):

@@ -470,6 +470,7 @@ function follow(id, name, values) {
     const start = JSON.parse(event.data);
     const run = [...state.running.values()].find((r) => r.id === id);
     if (run) run.started = start.started;
+    if (start.arguments) $("run-args").textContent = argumentsText(start.arguments);
   });
   source.addEventListener("output", (event) => {
     const { stream, text } = JSON.parse(event.data);
