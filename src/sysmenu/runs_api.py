@@ -66,7 +66,7 @@ class RunsApi:
         """The API's description; for a caller with SYSTEM, also each command with
         arguments and their schema (anyone else learns no command from it)."""
         try:
-            self.state.require(request, "SYSTEM")
+            await self.state.require(request, "SYSTEM")
         except SysmenuError:  # no key, a wrong one, a limited address: the plain document
             return Response(self._openapi, media_type=JSON)
         catalogue = self.state.catalogue
