@@ -22,6 +22,12 @@ class ArgvTemplate:
 
     parts: tuple[tuple[tuple[str, bool], ...], ...]  # per element: (text, is_placeholder)
 
+    def shown(self) -> list[str]:
+        """The elements with their placeholders written as ``{name}``."""
+        return [
+            "".join(f"{{{text}}}" if placeholder else text for text, placeholder in e) for e in self.parts
+        ]
+
     def names(self) -> set[str]:
         return {text for element in self.parts for text, placeholder in element if placeholder}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,14 @@ class CommandSpec:
     @property
     def runnable(self) -> bool:
         return bool(self.command) or self.argv is not None
+
+    @property
+    def command_line(self) -> str | None:
+        """The command line as a person reads it: `command`, or the `argv` list quoted
+        with its ``{name}`` placeholders (what the doctor and the rules look at)."""
+        if self.argv is not None:
+            return shlex.join(self.argv.shown())
+        return self.command or None
 
     def client_spec(self, base_url: str) -> dict[str, Any]:
         """The restricted form the API shows: no command line, ever."""
