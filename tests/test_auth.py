@@ -28,12 +28,18 @@ PROTECTED = [
     ("GET", "/api/runs/1"),
     ("POST", "/api/runs/1/kill"),
     ("GET", "/api/runs/1/events"),
+    ("GET", "/metrics"),  # unless sysmenu.metrics_open
 ]
 # Routes any valid key may call (OctoPrint's: clients call them first, with any key).
 ANY_KEY = [("GET", "/api/version"), ("GET", "/api/server"), ("POST", "/api/logout")]
 # Routes without authentication: the OpenAPI document describes the API, not the config;
-# the page logs in (password guessing is limited) and asks who it is.
-PUBLIC = [("GET", "/api/openapi.json"), ("GET", "/api/currentuser"), ("POST", "/api/login")]
+# the page logs in (password guessing is limited) and asks who it is; health checkers have no key.
+PUBLIC = [
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/currentuser"),
+    ("POST", "/api/login"),
+    ("GET", "/api/health"),
+]
 
 
 async def test_every_route_is_classified(tmp_path: Path) -> None:

@@ -11,12 +11,16 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from . import handover
 from .api import SystemApi
 from .config import Config
+from .health import Health
+from .metrics import HttpMetrics, MetricsView, RouteProbe
 from .middleware import FastCommandList, RequestGuard
 from .reload import ConfigWatcher
 from .responses import EXCEPTION_HANDLERS
@@ -34,9 +38,16 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     system = SystemApi(state)
     runs = RunsApi(state)
     web = WebUi(state)
+    health = Health(state.store.db.path, lambda: state.config_state.error, state.monitor)
+    metrics = MetricsView(state.metrics, state.runner, health, state.authorize_metrics)
+    # The limiters' state goes beside the database (the data dir in force, whoever made the store).
+    data_dir = None if state.store.db.path == ":memory:" else Path(state.store.db.path).parent
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.monitor.start()
+        if data_dir is not None:
+            handover.restore(data_dir, state.limiters())
         try:
             interrupted = await state.runner.recover()
         except sqlite3.Error as exc:
@@ -57,6 +68,9 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             if watcher is not None:
                 watcher.cancel()
             await state.runner.close()
+            state.monitor.stop()
+            if data_dir is not None:
+                handover.save(data_dir, state.limiters())
 
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
@@ -67,10 +81,18 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
         *web.routes(),
+        Route("/api/health", health.view, methods=["GET"]),
+        Route("/metrics", metrics.view, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.sysmenu = state
+    app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
-    app.add_middleware(FastCommandList, state=state)  # outermost: before any other layer
+    app.add_middleware(FastCommandList, state=state)  # before any other layer but the count
+    fast_routes = {
+        path: "/api/system/commands" + ("/{source}" if source else "")
+        for path, source in FastCommandList.PATHS.items()
+    }
+    app.add_middleware(HttpMetrics, metrics=state.metrics, fast_routes=fast_routes)
     return app

@@ -23,6 +23,7 @@ from .errors import ConfigError
 
 DEFAULT_PORT = 5000
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 # Validation is a few plain functions rather than a schema library: the sections are
 # small, and the server's memory and start-up time are worth more (pydantic alone
@@ -229,6 +230,10 @@ class Settings:
     max_connections: int = 256
     key_failure_limit: int = 10
     key_failure_window: float = 60.0
+    idle_exit: float = 0.0
+    log_format: str = "text"
+    access_log: bool = False
+    metrics_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,10 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "max_connections": ("max_connections", _number(integer=True, ge=1)),
     "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
     "key_failure_window": ("key_failure_window", _number(gt=0)),
+    "idle_exit": ("idle_exit", _number(ge=0)),
+    "log_format": ("log_format", _choice(*LOG_FORMATS)),
+    "access_log": ("access_log", _bool),
+    "metrics_open": ("metrics_open", _bool),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)

@@ -15,7 +15,7 @@ import logging
 import signal as signals
 import sqlite3
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
@@ -111,6 +111,14 @@ class Run:
         )
 
 
+class RunObserver(Protocol):
+    """Told of each run's start and end (metrics, systemd's status line)."""
+
+    def run_started(self, run: Run) -> None: ...
+
+    def run_ended(self, run: Run) -> None: ...
+
+
 class Runner:
     """Starts runs in their turn, supervises them, keeps the running set."""
 
@@ -132,6 +140,7 @@ class Runner:
         self.running: dict[int, Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_grace: float | None = None  # set by close(): the kill grace while stopping
+        self.observers: list[RunObserver] = []
 
     @classmethod
     def from_settings(cls, runlog: RunLog, settings: Settings, pipe_grace: float = PIPE_GRACE) -> Runner:
@@ -186,6 +195,8 @@ class Runner:
         task = asyncio.create_task(self._execute(run, slot), name=f"run-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        for observer in self.observers:
+            observer.run_started(run)
         return run
 
     async def _execute(self, run: Run, slot: Slot) -> None:
@@ -242,6 +253,8 @@ class Runner:
             self.slots.release(slot)
             run.done.set()
             run.feed.close()
+            for observer in self.observers:
+                observer.run_ended(run)
         spec = run.spec
         log.info(
             "run %s %s:%s by %s ended %s (rc=%s)",
@@ -252,6 +265,16 @@ class Runner:
             run.state,
             run.returncode,
         )
+
+    @property
+    def queued(self) -> int:
+        """Runs waiting for a free slot of their command."""
+        return self.slots.waiting
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run is running or waiting."""
+        return bool(self.running) or self.queued > 0
 
     def get(self, run_id: int) -> Run:
         run = self.running.get(run_id)
