@@ -88,6 +88,16 @@ class Activator:
             return False
         return Path(exe).name != Path(ACTIVATE).name and Path(exe).name != "bash"
 
+    def waiting(self) -> bool:
+        """Whether systemd-socket-activate waits on the socket for the next connection."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return False
+        try:
+            return Path(os.readlink(f"/proc/{process.pid}/exe")).name == Path(ACTIVATE).name
+        except OSError:
+            return False
+
     def wait_exits(self, count: int, timeout: float) -> bool:
         """Wait until `count` processes have ended; False on timeout."""
         with self.ended:
