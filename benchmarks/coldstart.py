@@ -26,8 +26,7 @@ def request_ms(url: str, key: str) -> float:
     set-up (TLS contexts and the like) would cost more than the request."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     request = (
-        f"GET {VERSION_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Api-Key: {key}\r\n"
-        "Connection: close\r\n\r\n"
+        f"GET {VERSION_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n"
     ).encode()
     started = time.perf_counter()
     with socket.create_connection((host, int(port)), timeout=EXIT_TIMEOUT) as conn:

@@ -89,10 +89,14 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.state.sysmenu = state
     app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
-    app.add_middleware(FastCommandList, state=state)  # before any other layer but the count
+    app.add_middleware(HttpMetrics, metrics=state.metrics)
     fast_routes = {
         path: "/api/system/commands" + ("/{source}" if source else "")
         for path, source in FastCommandList.PATHS.items()
     }
-    app.add_middleware(HttpMetrics, metrics=state.metrics, fast_routes=fast_routes)
+    # Outermost: before any other layer; it counts its own answers (a counting layer
+    # around it would cost the fast path a tenth of its speed).
+    app.add_middleware(
+        FastCommandList, state=state, answered=lambda path: state.metrics.count(fast_routes[path], 200)
+    )
     return app

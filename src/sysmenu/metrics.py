@@ -137,7 +137,7 @@ class Metrics:
         self.runs_started: Counter[Labels] = Counter()
         self.runs_ended: Counter[Labels] = Counter()
         self.run_durations: dict[Labels, Histogram] = {}
-        self.http: Counter[Labels] = Counter()
+        self.http: dict[tuple[str, int], int] = {}  # (route, status): answers; labelled when scraped
         self.auth_failures: Counter[Labels] = Counter()
         self.limiter_refusals: Counter[Labels] = Counter()
 
@@ -151,6 +151,11 @@ class Metrics:
         self.runs_ended[(*command, ("state", run.state))] += 1
         if run.duration is not None:
             self.run_durations.setdefault(command, Histogram()).observe(run.duration)
+
+    def count(self, route: str, status: int) -> None:
+        """One HTTP answer on `route` (a template) with `status`."""
+        key = (route, status)
+        self.http[key] = self.http.get(key, 0) + 1
 
     def limiter_observer(self, kind: str) -> Callable[[str], None]:
         """The observer for a failure limiter of `kind` (``apikey``, ``password``)."""
@@ -178,9 +183,10 @@ class Metrics:
             sorted(self.runs_ended.items()),
         )  # fmt: skip
         out.histogram("sysmenu_run_duration_seconds", "Run durations, by command", self.run_durations)
-        out.family(
-            "sysmenu_http_requests", "counter", "HTTP answers, by route and status", sorted(self.http.items())
+        http = sorted(
+            ((("route", route), ("status", str(status))), n) for (route, status), n in self.http.items()
         )
+        out.family("sysmenu_http_requests", "counter", "HTTP answers, by route and status", http)
         out.family(
             "sysmenu_auth_failures", "counter", "Wrong API keys (apikey) and wrong passwords (password)",
             sorted(self.auth_failures.items()),
@@ -211,25 +217,23 @@ class Metrics:
 class HttpMetrics:
     """Counts every answer by route template (``/api/runs/{run_id:int}``) and status.
 
-    The outermost layer, so that the fast path's answers and the guard's refusals
-    are counted too. The route is read from the scope Starlette's router fills in;
-    a layer that copies the scope (the guard, for ``//`` and proxy prefixes) gets
-    it back through a shared one-item list, and `fast_routes` names the paths the
-    fast path answers without routing.
+    Right inside the fast path (which counts its own answers), so that the guard's
+    refusals are counted too. The route is read from the scope Starlette's router
+    fills in; a layer that copies the scope (the guard, for ``//`` and proxy
+    prefixes) hands it back through a shared one-item list (see `RouteProbe`).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, fast_routes: dict[str, str]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.fast_routes = fast_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         status = 500  # what the client gets when the app fails before answering
-        route: list[Any] = []
-        scope["sysmenu.route"] = route
+        box: list[Any] = []
+        scope["sysmenu.route"] = box
 
         async def counting(message: Message) -> None:
             nonlocal status
@@ -240,9 +244,8 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, counting)
         finally:
-            found = scope.get("route") or (route[0] if route else None)
-            label = getattr(found, "path", None) or self.fast_routes.get(scope["path"], UNMATCHED)
-            self.metrics.http[(("route", label), ("status", str(status)))] += 1
+            route = scope.get("route") or (box[0] if box else None)
+            self.metrics.count(UNMATCHED if route is None else route.path, status)
 
 
 class RouteProbe:
