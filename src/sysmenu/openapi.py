@@ -334,6 +334,46 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(session_user, "The user")},
                 }
             },
+            "/api/health": {
+                "get": {
+                    "summary": "Fit to serve? (no key): ok, or 503 naming the failing checks",
+                    "security": [],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"type": "string"}},
+                            },
+                            "Healthy",
+                        ),
+                        "503": _json(
+                            {
+                                "type": "object",
+                                "required": ["status", "checks", "error"],
+                                "properties": {
+                                    "status": {"type": "string"},
+                                    "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "error": {"type": "string"},
+                                },
+                            },
+                            "Unhealthy: each failing check (store, config, loop) and why",
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics, text format 0.0.4 (SYSTEM, unless sysmenu.metrics_open)",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **denied,
+                    },
+                }
+            },
             "/api/runs/{run_id}/events": {
                 "get": {
                     "summary": "Server-sent events: start, output (stream, text), end",
