@@ -53,12 +53,12 @@ async def test_rejected_config_change_fails_the_config_check(env: Env, tmp_path:
     path.write_text("system:\n  actions: []\n")
     watcher = ConfigWatcher(state, str(path), 1.0)
     path.write_text("sysmenu:\n  port: nope\n")
-    assert watcher.check()
+    assert await watcher.check()
     r = await env.client.get("/api/health")
     assert r.status_code == 503
     assert set(r.json()["checks"]) == {"config"}
     path.write_text("system:\n  actions: []\n")
-    assert watcher.check()
+    assert await watcher.check()
     assert (await env.client.get("/api/health")).status_code == 200
 
 
