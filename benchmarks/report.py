@@ -26,6 +26,18 @@ _EXEC_ROWS = [
 ]
 
 
+# Socket activation (sysmenu only): each row's sysmenu metric and what OctoPrint, which
+# always runs, sets against it.
+_ACTIVATION_ROWS = [
+    ("rss_idle_mb", "rss_start_mb", "memory while idle (sysmenu: socket-activated, after its idle exit; "
+     "OctoPrint: after start-up, as it always runs)", "MiB"),
+    ("cold_start_s", "startup_s", "first request after an idle exit, a cold start through the socket "
+     "(OctoPrint: its start-up)", "s"),
+    ("warm_activated_ms", "warm_request_ms", "warm request: GET /api/version on a new connection "
+     "(sysmenu: socket-activated)", "ms"),
+]  # fmt: skip
+
+
 def rows(connections: list[int]) -> list[tuple[str, str, str, bool]]:
     listing: list[tuple[str, str, str, bool]] = []
     for c in connections:
@@ -73,6 +85,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
          "met": s["rss_start_mb"] < 35},
         {"target": "RSS after load < 40 MiB", "value": f"{s['rss_load_mb']:.1f} MiB",
          "met": s["rss_load_mb"] < 40},
+        {"target": "memory while idle under socket activation = 0", "value": f"{s['rss_idle_mb']:.1f} MiB",
+         "met": s["rss_idle_mb"] == 0},
     ]  # fmt: skip
 
 
@@ -90,10 +104,20 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def activation_table(result: dict[str, Any]) -> str:
+    """Socket activation: sysmenu's idle memory, cold start and warm request against OctoPrint."""
+    s, o = result["median"]["sysmenu"], result["median"]["octoprint"]
+    lines = ["| socket activation | sysmenu | OctoPrint 1.11.8 |", "|---|---:|---:|"]
+    for ours, theirs, label, unit in _ACTIVATION_ROWS:
+        lines.append(f"| {label} ({unit}) | {_num(s.get(ours))} | {_num(o.get(theirs))} |")
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     opts = meta["options"]
     machine = meta["machine"]
+    idle_exit = meta.get("idle_exit", 0)
     errors = [
         f"{name} {metric.split('_')[1]}: {value:.0f}"
         for name, metrics in result["median"].items()
@@ -107,9 +131,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"Medians of {opts['rounds']} alternating round(s); wrk with 1 thread, {opts['duration']:g} s per "
         f"connection count; {opts['executes']} sequential POSTs per command over one keep-alive connection. "
         "Floors: a bare ASGI app under uvicorn with sysmenu's settings (for start-up, memory and the "
-        'list load) and a bare `subprocess.run(["/bin/sh", "-c", "true"])` (for the sync execute).',
+        'list load) and a bare `subprocess.run(["/bin/sh", "-c", "true"])` (for the sync execute). '
+        "Socket activation: systemd-socket-activate on a socket held open across restarts, as systemd "
+        f"holds it, and sysmenu with a {idle_exit:g} s idle exit.",
         "",
         table(result),
+        "",
+        activation_table(result),
         "",
         "| target | measured | met |",
         "|---|---:|:---:|",

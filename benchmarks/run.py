@@ -17,7 +17,7 @@ import httpx
 
 from sysmenu import __version__ as sysmenu_version
 
-from . import measure, octoprint_ref
+from . import coldstart, measure, octoprint_ref
 from .servers import ASYNC_PATH, LIST_PATH, SYNC_PATH, Server, floor_server, octoprint_server, sysmenu_server
 
 SERVERS = ("sysmenu", "octoprint", "floor")
@@ -33,10 +33,20 @@ class Options:
     executes: int = 50  # sequential POSTs per command kind
     spawns: int = 200  # bare spawns for the floor
     settle: float = 1.0  # seconds between start-up and the first memory reading
+    warm_requests: int = 20  # GET /api/version on new connections, for the warm request's median
 
     @classmethod
     def quick(cls) -> Options:
-        return cls(rounds=1, connections=(1, 8), duration=1, warmup=1, executes=10, spawns=30, settle=0.3)
+        return cls(
+            rounds=1,
+            connections=(1, 8),
+            duration=1,
+            warmup=1,
+            executes=10,
+            spawns=30,
+            settle=0.3,
+            warm_requests=5,
+        )
 
 
 @contextmanager
@@ -79,14 +89,19 @@ def _start_and_load(server: Server, options: Options, more: Callable[[Metrics], 
 
 
 def measure_server(server: Server, options: Options) -> Metrics:
-    """Start-up, memory, list load and sequential executes of sysmenu or OctoPrint."""
+    """Start-up, memory, list load, sequential executes and a warm request of sysmenu or
+    OctoPrint; for sysmenu also the socket-activated cold start and idle memory."""
 
     def executes(out: Metrics) -> None:
         for kind, path in (("sync", SYNC_PATH), ("async", ASYNC_PATH)):
             timings = measure.execute_latencies(server.url, server.key, path, options.executes)
             _percentiles(out, kind, timings)
+        out["warm_request_ms"] = coldstart.warm_request_ms(server.url, server.key, options.warm_requests)
 
-    return _start_and_load(server, options, executes)
+    out = _start_and_load(server, options, executes)
+    if server.name == "sysmenu":
+        out.update(coldstart.measure_activation(server, options.warm_requests, server.log.parent))
+    return out
 
 
 def measure_floor(server: Server, options: Options) -> Metrics:
@@ -152,6 +167,7 @@ def run(options: Options, workdir: Path | None = None, log: Callable[[str], None
             "octoprint": octoprint_ref.VERSION,
             "machine": _machine(),
             "options": asdict(options),
+            "idle_exit": coldstart.IDLE_EXIT,
         },
         "rounds": rounds,
         "median": medians,

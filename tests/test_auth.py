@@ -30,6 +30,7 @@ PROTECTED = [
     ("GET", "/api/runs/1"),
     ("POST", "/api/runs/1/kill"),
     ("GET", "/api/runs/1/events"),
+    ("GET", "/metrics"),  # unless sysmenu.metrics_open
 ]
 # Routes any valid key may call (OctoPrint's: clients call them first, with any key).
 ANY_KEY = [
@@ -45,8 +46,13 @@ ANY_KEY = [
 # not operational (409), or the request needs a body (tests/test_octoprint_compat.py).
 ANY_KEY_NO_SUCCESS = [("GET", "/api/printer"), ("POST", "/api/connection"), ("POST", "/api/util/test")]
 # Routes without authentication: the OpenAPI document describes the API, not the config;
-# the page logs in (password guessing is limited) and asks who it is.
-PUBLIC = [("GET", "/api/openapi.json"), ("GET", "/api/currentuser"), ("POST", "/api/login")]
+# the page logs in (password guessing is limited) and asks who it is; health checkers have no key.
+PUBLIC = [
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/currentuser"),
+    ("POST", "/api/login"),
+    ("GET", "/api/health"),
+]
 
 
 async def test_every_route_is_classified(tmp_path: Path) -> None:

@@ -205,3 +205,40 @@ def test_polkit_rule_text() -> None:
     assert not re.search(r"\b(let|const)\b|=>", code)
     suggested = re.findall(r"//\s+\w+Command: (.+)", text)
     assert suggested == ALLOWED  # the same commands as the sudoers variant, without sudo
+
+
+SOCKET = ROOT / "contrib/systemd/sysmenu.socket"
+
+
+def test_socket_unit_passes_systemd_analyze_verify_beside_the_service(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd); the key check still runs")
+    sysmenu = Path(sys.executable).parent / "sysmenu"
+    (tmp_path / "sysmenu.service").write_text(
+        UNIT.read_text().replace("/usr/local/bin/sysmenu", str(sysmenu))
+    )
+    shutil.copy(SOCKET, tmp_path / "sysmenu.socket")
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(tmp_path / "sysmenu.socket")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert [line for line in output.splitlines() if str(tmp_path) in line or "sysmenu" in line] == [], output
+
+
+def test_socket_activated_service_notifies_and_exits_when_idle() -> None:
+    socket_unit = unit_sections(SOCKET)
+    assert dict(socket_unit["Socket"])["ListenStream"] == "127.0.0.1:5000"  # sysmenu's default address
+    assert dict(socket_unit["Install"])["WantedBy"] == "sockets.target"
+    assert "Accept" not in dict(socket_unit["Socket"])  # one sysmenu for all connections
+    service = unit_sections(UNIT)["Service"]
+    assert service["Type"] == "notify"
+    assert service["NotifyAccess"] == "main"  # the commands sysmenu runs cannot speak for it
+    assert int(service["WatchdogSec"]) > 0
+    environment = [line for line in UNIT.read_text().splitlines() if line.startswith("Environment=")]
+    assert "Environment=SYSMENU_IDLE_EXIT=60" in environment

@@ -201,3 +201,37 @@ def test_invalid_config_is_reported(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["doctor", "--config", str(config)])
     assert r.exit_code == 1
     assert "NO" in r.output and "sysmenu.port = 'many'" in r.output
+
+
+def test_argv_entries_and_commands_with_arguments() -> None:
+    from sysmenu.catalogue import Catalogue
+    from sysmenu.config import parse
+    from sysmenu.rules import grants
+
+    catalogue = Catalogue(
+        parse(
+            """\
+system:
+  actions:
+    - action: direct
+      argv: [/bin/true, "{x}"]
+      arguments: [{name: x, type: string}]
+    - action: missing
+      argv: [/no/such/program-here]
+    - action: restart
+      command: sudo systemctl restart "$1"
+      arguments: [{name: unit, type: choice, choices: [nginx]}]
+"""
+        )
+    )
+    prober = Prober(Account.current())
+    direct, missing, restart = (command_verdict(s, prober) for s in catalogue.specs["custom"])
+    assert direct.runnable is True and "arguments are only known when it runs" in (direct.why or "")
+    assert missing.runnable is False and "/no/such/program-here is not installed" in (missing.why or "")
+    if shutil.which("sudo"):
+        assert restart.runnable is True and "sudo and polkit not asked" in (restart.why or "")
+    found = grants(catalogue.specs["custom"])
+    assert found.sudo == {} and found.polkit == []
+    assert found.problems == [
+        "custom:restart: takes arguments, so no exact rule can allow it: write one by hand"
+    ]

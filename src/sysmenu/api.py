@@ -10,9 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
+from .arguments import Value, check_values
 from .auth import Identity
-from .catalogue import DIVIDER, SOURCES
-from .errors import BadRequest, CommandFailed, Forbidden, NotFound
+from .catalogue import DIVIDER, SOURCES, CommandSpec
+from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
+from .invocation import Invocation, same_values
 from .models import RunRecord
 from .responses import JSON, NO_CONTENT, json_response
 
@@ -81,7 +83,9 @@ class SystemApi:
             raise NotFound(f"Command {source}:{action} not found")
         if spec.fresh_credentials and not identity.fresh:
             raise Forbidden(STALE_CREDENTIALS)
-        await request.body()  # accepted in any form (none, {}, empty octet-stream) and unused
+        body = await request.body()  # without arguments: accepted in any form and unused
+        values = _argument_values(spec, body) if spec.arguments else {}
+        invocation = Invocation.of(spec, values)  # 400 for an option-like argv value
         who = identity.who(self.state.proxies.client(request))
         wants_handle = "respond-async" in request.headers.get("prefer", "").lower()
         key = request.headers.get("idempotency-key") or None
@@ -90,16 +94,22 @@ class SystemApi:
         store = self.state.store
         previous = await store.db.run(store.runs.find_idempotent, who.user, key) if key else None
         if previous is not None:
+            if spec.arguments and not same_values(values, previous.arguments_digest):
+                raise Unprocessable("Idempotency-Key was used before with other arguments")
             return await self._replay(request, previous, wants_handle)
 
+        shown = {"arguments": invocation.shown} if invocation.shown is not None else {}
+
         async def audit(run: Run) -> None:
-            await store.db.run(store.audit.record, "execute", who, source=source, action=action, run=run.id)
+            await store.db.run(
+                store.audit.record, "execute", who, source=source, action=action, run=run.id, **shown
+            )
 
         runner = self.state.runner
-        queue_now = spec.is_async and not wants_handle and spec.queue and runner.busy(spec)
-        if queue_now and runner.start_later(spec, who, key, audit):  # queued: answered at once
+        queue_now = spec.is_async and not wants_handle and spec.queue and runner.must_wait(spec)
+        if queue_now and runner.start_later(spec, who, key, audit, invocation):  # answered at once
             return NO_CONTENT
-        run = await runner.start(spec, who, key)
+        run = await runner.start(spec, who, key, invocation)
         await audit(run)
         if wants_handle:
             return self._accepted(request, run.id)
@@ -148,6 +158,20 @@ class SystemApi:
         raise CommandFailed(f"Command for {name} {reason}:\n\nSTDOUT:\n{run.stdout}\n\nSTDERR:\n{run.stderr}")
 
 
+def _argument_values(spec: CommandSpec, body: bytes) -> dict[str, Value]:
+    """The checked values of a request for a command with arguments: the ``arguments``
+    object of a JSON body; no body (as OctoPrint's clients send) gives none."""
+    data: object = {}
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest('The body is not valid JSON: send {"arguments": {...}}') from None
+    if not isinstance(data, dict):
+        raise BadRequest('The body should be a JSON object: {"arguments": {...}}')
+    return check_values(spec.arguments, data.get("arguments", {}))
+
+
 def _legacy_action(body: bytes, request: Request) -> str:
     """The action of a deprecated ``POST /api/system``, found as OctoPrint finds it: in a JSON
     object body when there is one (a body that is not JSON, or is ``null``, counts as none),
@@ -157,7 +181,7 @@ def _legacy_action(body: bytes, request: Request) -> str:
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
     if data is None:
         data = {}

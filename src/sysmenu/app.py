@@ -11,14 +11,18 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from . import handover
 from .api import SystemApi
 from .appkeys_api import AppKeysApi
 from .config import Config
 from .formkey import FormKey
+from .health import Health
+from .metrics import HttpMetrics, MetricsView, RouteProbe
 from .middleware import FastCommandList, RequestGuard
 from .octoprint_compat import OctoPrintCompat
 from .reload import ConfigWatcher
@@ -38,9 +42,16 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     runs = RunsApi(state)
     web = WebUi(state)
     appkeys = AppKeysApi(state)
+    health = Health(state.store.db.path, lambda: state.config_state.error, state.monitor)
+    metrics = MetricsView(state.metrics, state.runner, health, state.authorize_metrics)
+    # The limiters' state goes beside the database (the data dir in force, whoever made the store).
+    data_dir = None if state.store.db.path == ":memory:" else Path(state.store.db.path).parent
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.monitor.start()
+        if data_dir is not None:
+            handover.restore(data_dir, state.limiters())
         try:
             interrupted = await state.runner.recover()
         except sqlite3.Error as exc:
@@ -65,6 +76,9 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             if watcher is not None:
                 watcher.cancel()
             await state.runner.close()
+            state.monitor.stop()
+            if data_dir is not None:
+                handover.save(data_dir, state.limiters())
 
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
@@ -77,11 +91,23 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         *web.routes(),
         *OctoPrintCompat(state).routes(),
         *appkeys.routes(),
+        Route("/api/health", health.view, methods=["GET"]),
+        Route("/metrics", metrics.view, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS), lifespan=lifespan)
     app.router.redirect_slashes = False
     app.state.sysmenu = state
+    app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
     app.add_middleware(FormKey)  # inside the guard: the body it reads is size-limited
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
-    app.add_middleware(FastCommandList, state=state)  # outermost: before any other layer
+    app.add_middleware(HttpMetrics, metrics=state.metrics)
+    fast_routes = {
+        path: "/api/system/commands" + ("/{source}" if source else "")
+        for path, source in FastCommandList.PATHS.items()
+    }
+    # Outermost: before any other layer; it counts its own answers (a counting layer
+    # around it would cost the fast path a tenth of its speed).
+    app.add_middleware(
+        FastCommandList, state=state, answered=lambda path: state.metrics.count(fast_routes[path], 200)
+    )
     return app

@@ -106,6 +106,7 @@ def refuse_if_limited(limiter: FailureLimiter, client: str | None, what: str) ->
     """429 with Retry-After when `client` has had too many failed `what` lately."""
     wait = limiter.retry_after(client)
     if wait:
+        limiter.refused()
         raise TooManyRequests(
             f"Too many failed {what} from this address; try again in {wait} seconds",
             headers={"Retry-After": str(wait)},

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .arguments import ArgumentSpec
+from .argv import ArgvTemplate
 from .config import Config
 
 log = logging.getLogger("sysmenu")
 
 SOURCES = ("core", "custom", "plugin")
+SHELL = "/bin/sh"
 DIVIDER = "divider"
 # What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug
 # builds OctoPrint's URLs): `grüß` becomes `gr%C3%BC%C3%9F`, `a b` becomes `a%20b`.
@@ -48,10 +52,24 @@ class CommandSpec:
     concurrency: int = 1
     queue: bool = True
     fresh_credentials: bool = False
+    arguments: tuple[ArgumentSpec, ...] = ()
+    argv: ArgvTemplate | None = None
 
     @property
     def is_divider(self) -> bool:
         return self.action == DIVIDER
+
+    @property
+    def runnable(self) -> bool:
+        return self.command is not None or self.argv is not None  # '' runs, as in OctoPrint
+
+    @property
+    def command_line(self) -> str | None:
+        """The command line as a person reads it: `command`, or the `argv` list quoted
+        with its ``{name}`` placeholders (what the doctor and the rules look at)."""
+        if self.argv is not None:
+            return shlex.join(self.argv.shown())
+        return self.command or None
 
     def client_spec(self, base_url: str) -> dict[str, Any]:
         """The restricted form the API shows: no command line, ever."""
@@ -66,6 +84,8 @@ class CommandSpec:
         spec["resource"] = resource
         if self.fresh_credentials:
             spec["fresh_credentials"] = True
+        if self.arguments:
+            spec["arguments"] = [argument.public() for argument in self.arguments]
         return spec
 
 
@@ -146,6 +166,8 @@ def _custom_specs(config: Config) -> list[CommandSpec]:
             concurrency=entry.concurrency,
             queue=entry.queue,
             fresh_credentials=entry.fresh_credentials,
+            arguments=entry.arguments,
+            argv=entry.argv,
         )
     counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
     for action, count in counts.items():

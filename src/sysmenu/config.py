@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .argument_config import declare
+from .arguments import ArgumentSpec
+from .argv import ArgvTemplate, parse_template
 from .errors import ConfigError
 
 DEFAULT_PORT = 5000
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 # Validation is a few plain functions rather than a schema library: the sections are
 # small, and the server's memory and start-up time are worth more (pydantic alone
@@ -28,6 +32,14 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 class _Invalid(Exception):
     """A value that does not fit; the message says why (the caller adds where)."""
+
+
+class _Nested(Exception):
+    """Problems inside a structured value, each with its place below the key."""
+
+    def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
+        super().__init__(problems)
+        self.problems = problems
 
 
 Check = Callable[[Any], Any]
@@ -128,6 +140,33 @@ def _networks(value: Any) -> list[str]:
     return list(value)
 
 
+def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
+    specs, problems = declare(value)
+    if problems:
+        raise _Nested(problems)
+    return specs
+
+
+def _argv(value: Any) -> ArgvTemplate:
+    if not isinstance(value, list) or not value:
+        raise _Invalid("Input should be a non-empty list of strings")
+    elements = []
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for index, element in enumerate(value):
+        if not isinstance(element, str) or "\x00" in element:
+            problems.append(((index,), "Input should be a valid string"))
+            continue
+        try:
+            elements.append(parse_template(element))
+        except ValueError as exc:
+            problems.append(((index,), str(exc)))
+    if problems:
+        raise _Nested(problems)
+    if not elements[0] or any(placeholder for _, placeholder in elements[0]):
+        raise _Nested([((0,), "the program must be fixed text, not a placeholder")])
+    return ArgvTemplate(tuple(elements))
+
+
 def _confirm(value: Any) -> str | None:
     # OctoPrint configs write `confirm: false` to mean "no confirmation".
     if value is False or value is None:
@@ -164,6 +203,8 @@ class Action:
     concurrency: int = 1
     queue: bool = True  # a further request waits for its turn; `queue: false` answers 409
     fresh_credentials: bool = False
+    arguments: tuple[ArgumentSpec, ...] = ()
+    argv: ArgvTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +230,10 @@ class Settings:
     max_connections: int = 256
     key_failure_limit: int = 10
     key_failure_window: float = 60.0
+    idle_exit: float = 0.0
+    log_format: str = "text"
+    access_log: bool = False
+    metrics_open: bool = False
     strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
 
 
@@ -235,6 +280,8 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "concurrency": ("concurrency", _number(integer=True, ge=1)),
     "queue": ("queue", _bool),
     "fresh_credentials": ("fresh_credentials", _bool),
+    "arguments": ("arguments", _arguments),
+    "argv": ("argv", _argv),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "host": ("host", _string(1)),
@@ -251,6 +298,10 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "max_connections": ("max_connections", _number(integer=True, ge=1)),
     "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
     "key_failure_window": ("key_failure_window", _number(gt=0)),
+    "idle_exit": ("idle_exit", _number(ge=0)),
+    "log_format": ("log_format", _choice(*LOG_FORMATS)),
+    "access_log": ("access_log", _bool),
+    "metrics_open": ("metrics_open", _bool),
     "strict": ("strict", _bool),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
@@ -302,10 +353,25 @@ class _Validator:
                 values[attribute] = check(value)
             except _Invalid as exc:
                 self.problems.append(((*loc, key), str(exc), False))
+            except _Nested as exc:
+                self.problems.extend(((*loc, key, *where), what, False) for where, what in exc.problems)
         for key in required:
             if key not in data:
                 (self.warnings if warn else self.problems).append(((*loc, key), "Field required", False))
         return values
+
+    def _invocation(self, values: dict[str, Any], loc: Loc) -> None:
+        """An entry runs `command` or `argv`, not both; placeholders name its arguments."""
+        argv: ArgvTemplate | None = values.get("argv")
+        if argv is None:
+            return
+        if values.get("command"):
+            self.problems.append(((*loc, "argv"), "give either command or argv, not both", False))
+        declared = {spec.name for spec in values.get("arguments", ())}
+        for name in sorted(argv.names() - declared):
+            self.problems.append(
+                ((*loc, "argv"), f"placeholder {{{name}}} names no declared argument", False)
+            )
 
     def config(self, data: dict[Any, Any]) -> Config:
         server = self.mapping(data.get("server"), ("server",)) or {}
@@ -325,6 +391,7 @@ class _Validator:
                 self.problems.append((loc, "Input should be a valid dictionary", False))
                 continue
             values = self.fields(entry, loc, ACTION_KEYS, strict=True, required=("action",), warn=True)
+            self._invocation(values, loc)
             if "action" in values:
                 actions.append(Action(**values))
                 if "/" in values["action"] or values["action"].strip() in (".", ".."):

@@ -109,6 +109,12 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 _TABLES = {"users", "api_keys", "runs", "audit", "groups", "sessions"}
+# Columns added to a table after its first release: (table, column, declaration). A file
+# made by an older sysmenu gains them at start-up (``CREATE TABLE IF NOT EXISTS`` does not).
+_ADDED_COLUMNS = (
+    ("runs", "arguments", "TEXT"),
+    ("runs", "arguments_digest", "TEXT"),
+)
 
 
 class Database:
@@ -143,6 +149,10 @@ class Database:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table, column, declaration in _ADDED_COLUMNS:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             for name, perms in GROUPS.items():
                 conn.execute(
                     "INSERT INTO groups(name, permissions) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",

@@ -213,11 +213,20 @@ def _polkit_verdict(step: Step, prober: Prober) -> Verdict | None:
 def command_verdict(spec: CommandSpec, prober: Prober) -> Verdict:
     """Whether `spec` can run for the prober's user."""
     subject = f"{spec.source}:{spec.action}"
-    if not spec.command:
+    line = spec.command_line
+    if not line:
         return Verdict(subject, False, "no command line in the config", "give it a `command`")
-    analysis = analyse(spec.command)
+    analysis = analyse(line)
+    if spec.arguments:  # sudo and polkit answer for exact arguments, known only when it runs
+        analysis.unchecked.append("its arguments are only known when it runs: sudo and polkit not asked")
     for step in analysis.steps:
         if step.is_builtin:
+            continue
+        if spec.arguments:
+            program = "sudo" if step.sudo is not None else step.program
+            if prober.which(program) is None:
+                why = f"{program} is not installed (or not executable for {prober.account.name})"
+                return Verdict(subject, False, why, f"install {program} or fix the command line")
             continue
         program = "sudo" if step.sudo is not None else step.program
         if prober.which(program) is None:

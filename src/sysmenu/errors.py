@@ -18,6 +18,7 @@ class SysmenuError(Exception):
     """Base of all errors that map to an HTTP status."""
 
     status_code = 500
+    details: dict[str, Any] | None = None  # more members of the error body, beside "error"
 
     def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -43,6 +44,10 @@ class MethodNotAllowed(SysmenuError):
 
 class Conflict(SysmenuError):
     status_code = 409
+
+
+class Unprocessable(SysmenuError):
+    status_code = 422
 
 
 class PayloadTooLarge(SysmenuError):

@@ -113,9 +113,10 @@ class FastCommandList:
         }
     )
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    def __init__(self, app: ASGIApp, state: State, answered: Callable[[str], None] | None = None) -> None:
         self.app = app
         self.state = state
+        self.answered = answered  # told the path of each request answered here (metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -138,6 +139,8 @@ class FastCommandList:
                     }
                 )
                 await send({"type": "http.response.body", "body": body})
+                if self.answered is not None:
+                    self.answered(scope["path"])
                 return
         await self.app(scope, receive, send)
 

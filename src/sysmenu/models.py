@@ -74,6 +74,7 @@ _PUBLIC_RUN_FIELDS = (
     "stderr",
     "stdout_dropped",
     "stderr_dropped",
+    "arguments",
 )
 
 
@@ -102,6 +103,8 @@ class RunRecord:
     pid: int | None = None
     pid_start: str | None = None
     idempotency_key: str | None = None
+    arguments: dict[str, Any] | None = None  # the values given, secrets masked
+    arguments_digest: str | None = None  # salted digest of all values (secrets too)
 
     def public(self) -> dict[str, Any]:
         """What the API shows of the run: no private columns, output only if loaded."""
@@ -109,5 +112,5 @@ class RunRecord:
         return {
             name: data[name]
             for name in _PUBLIC_RUN_FIELDS
-            if not (name in ("stdout", "stderr") and data[name] is None)
+            if not (name in ("stdout", "stderr", "arguments") and data[name] is None)
         }

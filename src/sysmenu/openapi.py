@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from . import __version__
 from .openapi_compat import compat_paths
+
+if TYPE_CHECKING:
+    from .catalogue import Catalogue
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _SOURCE = {
@@ -43,6 +47,63 @@ _VERDICT = {
         "fix": {"type": "string", "nullable": True},
     },
 }
+
+
+def command_paths(catalogue: Catalogue) -> dict[str, Any]:
+    """One path per command with arguments, its body described by the arguments'
+    JSON Schema (a concrete path goes before the templated one)."""
+    paths: dict[str, Any] = {}
+    for source, specs in catalogue.specs.items():
+        for spec in specs:
+            if not spec.arguments:
+                continue
+            properties = {argument.name: argument.json_schema() for argument in spec.arguments}
+            required = [argument.name for argument in spec.arguments if argument.required]
+            arguments: dict[str, Any] = {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": False,
+            }
+            if required:
+                arguments["required"] = required
+            body = {"type": "object", "required": ["arguments"], "properties": {"arguments": arguments}}
+            path = f"/api/system/commands/{source}/{quote(spec.action, safe='')}"
+            paths[path] = {
+                "post": {
+                    "summary": f"Run {spec.name}",
+                    "requestBody": _json_body(body),
+                    "responses": {
+                        "204": {"description": "Done (or started, for async commands)"},
+                        "202": _json({"$ref": "#/components/schemas/Run"}, "Started"),
+                        "400": _ERROR,
+                        "409": _ERROR,
+                        "422": _ERROR,
+                        "500": _ERROR,
+                        "403": _ERROR,
+                    },
+                }
+            }
+    return paths
+
+
+def described(catalogue: Catalogue) -> dict[str, Any]:
+    """The document a SYSTEM caller gets: each command with arguments on its own path;
+    the generic execute paths say they need those commands' arguments (no body there)."""
+    document = openapi_document()
+    paths = document["paths"]
+    needing = sorted(
+        spec.action
+        for spec in catalogue.specs["custom"]
+        if any(argument.required for argument in spec.arguments)
+    )
+    legacy = paths["/api/system"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    legacy["properties"]["action"]["not"]["enum"] += needing
+    execute = paths["/api/system/commands/{source}/{action}"]["post"]["parameters"][1]
+    execute["schema"]["not"]["enum"] += sorted(
+        {spec.action for specs in catalogue.specs.values() for spec in specs if spec.arguments}
+    )
+    document["paths"] = command_paths(catalogue) | paths
+    return document
 
 
 def openapi_document() -> dict[str, Any]:
@@ -155,6 +216,7 @@ def openapi_document() -> dict[str, Any]:
                         "400": _ERROR,
                         "404": _ERROR,
                         "409": _ERROR,
+                        "422": _ERROR,
                         "500": _ERROR,
                         **denied,
                     },
@@ -274,6 +336,46 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(session_user, "The user")},
                 }
             },
+            "/api/health": {
+                "get": {
+                    "summary": "Fit to serve? (no key): ok, or 503 naming the failing checks",
+                    "security": [],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"type": "string"}},
+                            },
+                            "Healthy",
+                        ),
+                        "503": _json(
+                            {
+                                "type": "object",
+                                "required": ["status", "checks", "error"],
+                                "properties": {
+                                    "status": {"type": "string"},
+                                    "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                                    "error": {"type": "string"},
+                                },
+                            },
+                            "Unhealthy: each failing check (store, config, loop) and why",
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics, text format 0.0.4 (SYSTEM, unless sysmenu.metrics_open)",
+                    "responses": {
+                        "200": {
+                            "description": "Metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **denied,
+                    },
+                }
+            },
             "/api/runs/{run_id}/events": {
                 "get": {
                     "summary": "Server-sent events: start, output (stream, text), end",
@@ -320,6 +422,21 @@ def openapi_document() -> dict[str, Any]:
                         "source": {"type": "string"},
                         "resource": {"type": "string"},
                         "fresh_credentials": {"type": "boolean"},
+                        "arguments": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name", "type", "required"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "type": {
+                                        "type": "string",
+                                        "enum": ["string", "int", "float", "bool", "choice", "path"],
+                                    },
+                                    "required": {"type": "boolean"},
+                                },
+                            },
+                        },
                     },
                 },
                 "Run": {
@@ -339,6 +456,7 @@ def openapi_document() -> dict[str, Any]:
                         "stdout": {"type": "string"},
                         "stderr": {"type": "string"},
                         "resource": {"type": "string"},
+                        "arguments": {"type": "object", "description": "the values given (secrets masked)"},
                     },
                 },
             },

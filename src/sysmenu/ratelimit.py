@@ -6,6 +6,7 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from functools import lru_cache
 
 IPV6_PREFIX = 64  # one IPv6 host usually holds a whole /64 (privacy addresses, SLAAC)
@@ -36,10 +37,17 @@ class FailureLimiter:
     `max_addresses` are tracked, the least recently failing forgotten first.
     """
 
-    def __init__(self, limit: int = 10, window: float = 60.0, max_addresses: int = 10_000) -> None:
+    def __init__(
+        self,
+        limit: int = 10,
+        window: float = 60.0,
+        max_addresses: int = 10_000,
+        observer: Callable[[str], None] | None = None,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.max_addresses = max_addresses
+        self.observer = observer  # told "failure" and "refusal" (metrics)
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def _recent(self, address: str, now: float) -> deque[float] | None:
@@ -61,7 +69,14 @@ class FailureLimiter:
             return 0
         return max(1, math.ceil(failures[0] + self.window - now))
 
+    def refused(self) -> None:
+        """A request was refused because of this limiter (for the observer)."""
+        if self.observer is not None:
+            self.observer("refusal")
+
     def fail(self, address: str | None) -> None:
+        if self.observer is not None:
+            self.observer("failure")
         key = address_key(address)
         now = time.monotonic()
         failures = self._recent(key, now)
@@ -75,3 +90,24 @@ class FailureLimiter:
 
     def forget(self, address: str | None) -> None:
         self._failures.pop(address_key(address), None)
+
+    def snapshot(self) -> dict[str, list[float]]:
+        """The failures still in the window, by address key, as Unix times (for a
+        later process: monotonic times mean nothing to it)."""
+        now, wall = time.monotonic(), time.time()
+        return {
+            key: [wall - (now - t) for t in failures]
+            for key, failures in self._failures.items()
+            if failures and failures[-1] > now - self.window
+        }
+
+    def restore(self, snapshot: dict[str, list[float]]) -> None:
+        """Take over the failures of `snapshot` that are still in the window."""
+        now, wall = time.monotonic(), time.time()
+        # least recently failing first, as `fail` keeps them
+        for key, times in sorted(snapshot.items(), key=lambda item: max(item[1], default=0.0)):
+            recent = sorted(now - (wall - t) for t in times if wall - self.window < t <= wall)
+            if recent:
+                self._failures[key] = deque(recent[-self.limit :], maxlen=self.limit)
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)

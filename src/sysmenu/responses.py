@@ -28,7 +28,7 @@ def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] 
 
 async def sysmenu_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SysmenuError)
-    return json_response(error_body(exc.message), exc.status_code, exc.headers)
+    return json_response(error_body(exc.message) | (exc.details or {}), exc.status_code, exc.headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -51,10 +51,17 @@ def sudoers_command(step: Step, path: str | None = SUDO_PATH) -> str | None:
 def grants(specs: Iterable[CommandSpec]) -> Grants:
     result = Grants()
     for spec in specs:
-        if spec.is_divider or not spec.command:
+        line = spec.command_line
+        if spec.is_divider or not line:
             continue
-        for step in analyse(spec.command).steps:
+        for step in analyse(line).steps:
             where = f"{spec.source}:{spec.action}"
+            if spec.arguments and (step.sudo is not None or step.polkit()):
+                # A rule names exact arguments; these are the caller's, known only at run time.
+                result.problems.append(
+                    f"{where}: takes arguments, so no exact rule can allow it: write one by hand"
+                )
+                continue
             if step.sudo is None:
                 for action in step.polkit():
                     if action not in result.polkit:

@@ -3,8 +3,10 @@ finished in one transaction."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from typing import Any
 
 from .database import Database
 from .models import RunRecord, Who
@@ -12,25 +14,51 @@ from .models import RunRecord, Who
 # The columns of a listing: everything but the output and the private columns.
 _LISTED = (
     "id, source, action, name, user, auth, client, started, ended, duration, "
-    "state, returncode, signal, stdout_dropped, stderr_dropped"
+    "state, returncode, signal, stdout_dropped, stderr_dropped, arguments"
 )
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(**dict(row))
+    fields = dict(row)
+    if fields.get("arguments") is not None:
+        fields["arguments"] = json.loads(fields["arguments"])
+    return RunRecord(**fields)
 
 
 class RunLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def start(self, source: str, action: str, name: str, who: Who, idempotency_key: str | None = None) -> int:
-        """Record a run before its process starts; return its id."""
+    def start(
+        self,
+        source: str,
+        action: str,
+        name: str,
+        who: Who,
+        idempotency_key: str | None = None,
+        arguments: tuple[dict[str, Any], str] | None = None,
+    ) -> int:
+        """Record a run before its process starts; return its id. `arguments`: the
+        values as shown (secrets masked) and the digest of all of them."""
+        shown = json.dumps(arguments[0], ensure_ascii=False) if arguments else None
+        fingerprint = arguments[1] if arguments else None
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO runs(source, action, name, user, auth, client, started, state, "
-                "idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
-                (source, action, name, who.user, who.auth, who.client, time.time(), idempotency_key),
+                "idempotency_key, arguments, arguments_digest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (
+                    source,
+                    action,
+                    name,
+                    who.user,
+                    who.auth,
+                    who.client,
+                    time.time(),
+                    idempotency_key,
+                    shown,
+                    fingerprint,
+                ),
             )
         assert cur.lastrowid is not None
         return cur.lastrowid

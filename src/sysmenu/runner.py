@@ -16,11 +16,12 @@ import signal as signals
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
 from .feed import Chunk, OutputFeed
+from .invocation import Invocation
 from .models import RunRecord, Who
 from .output import Output
 from .runlog import RunLog
@@ -33,17 +34,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sysmenu.runner")
 
-SHELL = "/bin/sh"
 MAX_QUEUED = 64  # runs of one command that may wait for their turn without a request
 
 
 class Run:
     """A run in progress (or just finished): its process, output and listeners."""
 
-    def __init__(self, run_id: int, spec: CommandSpec, who: Who, limit: int) -> None:
+    def __init__(
+        self,
+        run_id: int,
+        spec: CommandSpec,
+        who: Who,
+        limit: int,
+        invocation: Invocation | None = None,
+    ) -> None:
         self.id = run_id
         self.spec = spec
         self.who = who
+        self.invocation = invocation or Invocation.of(spec, {})
         self.started = time.time()
         self.state = "running"
         self.returncode: int | None = None
@@ -102,7 +110,16 @@ class Run:
             stdout=self.stdout.text() if output else None,
             stderr=self.stderr.text() if output else None,
             pid=self.pid,
+            arguments=self.invocation.shown,
         )
+
+
+class RunObserver(Protocol):
+    """Told of each run's start and end (metrics, systemd's status line)."""
+
+    def run_started(self, run: Run) -> None: ...
+
+    def run_ended(self, run: Run) -> None: ...
 
 
 class Runner:
@@ -127,6 +144,7 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._queued: dict[tuple[str, str], int] = {}  # runs waiting without a request
         self._stop_grace: float | None = None  # set by close(): the kill grace while stopping
+        self.observers: list[RunObserver] = []
 
     @classmethod
     def from_settings(cls, runlog: RunLog, settings: Settings, pipe_grace: float = PIPE_GRACE) -> Runner:
@@ -141,18 +159,32 @@ class Runner:
         self.kill_grace = settings.kill_grace
         self.output_limit = settings.output_limit
 
-    async def start(self, spec: CommandSpec, who: Who, idempotency_key: str | None = None) -> Run:
-        """Start `spec` (waiting for a turn if it queues); 409 if it may not run now."""
+    async def start(
+        self,
+        spec: CommandSpec,
+        who: Who,
+        idempotency_key: str | None = None,
+        invocation: Invocation | None = None,
+    ) -> Run:
+        """Start `spec` (waiting for a turn if it queues); 409 if it may not run now.
+        `invocation`: its argv and environment, made from checked argument values."""
         if spec.is_divider:
             raise BadRequest("Dividers cannot be executed")
-        if spec.command is None:  # an empty command runs (and succeeds), as in OctoPrint
+        if not spec.runnable:
             raise SysmenuError(
                 f"Command for {spec.source}:{spec.action} does not define a command to execute"
             )
+        invocation = invocation or Invocation.of(spec, {})
         slot = await self.slots.acquire(spec)
         try:
             run_id = await self.runlog.db.run(
-                self.runlog.start, spec.source, spec.action, spec.name, who, idempotency_key
+                self.runlog.start,
+                spec.source,
+                spec.action,
+                spec.name,
+                who,
+                idempotency_key,
+                invocation.recorded(),
             )
         except sqlite3.Error as exc:
             self.slots.release(slot)
@@ -162,14 +194,16 @@ class Runner:
             self.slots.release(slot)
             raise
         slot.run_id = run_id
-        run = Run(run_id, spec, who, self.output_limit)
+        run = Run(run_id, spec, who, self.output_limit, invocation)
         self.running[run_id] = run
         task = asyncio.create_task(self._execute(run, slot), name=f"run-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        for observer in self.observers:
+            observer.run_started(run)
         return run
 
-    def busy(self, spec: CommandSpec) -> bool:
+    def must_wait(self, spec: CommandSpec) -> bool:
         """Whether a run of `spec` would have to wait for its turn now."""
         return len(self.slots.held(spec)) >= spec.concurrency
 
@@ -179,6 +213,7 @@ class Runner:
         who: Who,
         idempotency_key: str | None,
         started: Callable[[Run], Awaitable[None]],
+        invocation: Invocation | None = None,
     ) -> bool:
         """Queue a run of `spec` without waiting for its turn (an asynchronous command's
         request is answered at once); `started` is awaited with the run once it starts.
@@ -191,7 +226,7 @@ class Runner:
 
         async def later() -> None:
             try:
-                run = await self.start(spec, who, idempotency_key)
+                run = await self.start(spec, who, idempotency_key, invocation)
             except SysmenuError as exc:
                 log.warning("queued run of %s:%s not started: %s", spec.source, spec.action, exc.message)
                 return
@@ -205,16 +240,15 @@ class Runner:
         return True
 
     async def _execute(self, run: Run, slot: Slot) -> None:
-        spec = run.spec
-        assert spec.command is not None
+        argv, env = run.invocation.argv, run.invocation.environment()
         try:
             try:
                 # own process group (start_new_session), killed as a group
                 transport, process = await spawn(
-                    lambda: Process(run.stdout, run.stderr, run.feed), [SHELL, "-c", spec.command]
+                    lambda: Process(run.stdout, run.stderr, run.feed), argv, env=env
                 )
             except OSError as exc:
-                run.stderr.feed(f"cannot start {SHELL}: {exc}\n".encode())
+                run.stderr.feed(f"cannot start {argv[0]}: {exc}\n".encode())
                 run.state = "failed"
                 return
             try:
@@ -223,7 +257,7 @@ class Runner:
                 ending = await supervise(
                     process,
                     run.pid,
-                    timeout=spec.timeout or self.default_timeout,
+                    timeout=run.spec.timeout or self.default_timeout,
                     kill=run.kill_requested,
                     grace=lambda: self.kill_grace if self._stop_grace is None else self._stop_grace,
                     pipe_grace=self.pipe_grace,
@@ -259,6 +293,8 @@ class Runner:
             self.slots.release(slot)
             run.done.set()
             run.feed.close()
+            for observer in self.observers:
+                observer.run_ended(run)
         spec = run.spec
         log.info(
             "run %s %s:%s by %s ended %s (rc=%s)",
@@ -269,6 +305,16 @@ class Runner:
             run.state,
             run.returncode,
         )
+
+    @property
+    def queued(self) -> int:
+        """Runs waiting for a free slot of their command."""
+        return self.slots.waiting
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run is running or waiting."""
+        return bool(self.running) or self.queued > 0
 
     def get(self, run_id: int) -> Run:
         run = self.running.get(run_id)

@@ -12,9 +12,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, Conflict, NotFound, SysmenuError
 from .models import RUN_STATES, RunRecord
-from .openapi import openapi_document
+from .openapi import described, openapi_document
 from .responses import JSON, json_response
 from .runner import Run
 from .verdicts import Verdicts
@@ -50,6 +50,7 @@ class RunsApi:
         self.state = state
         self._openapi = json.dumps(openapi_document()).encode()
         self.verdicts = Verdicts()
+        self._described: tuple[object, bytes] | None = None  # (catalogue, its document)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -62,7 +63,16 @@ class RunsApi:
         ]
 
     async def openapi(self, request: Request) -> Response:
-        return Response(self._openapi, media_type=JSON)
+        """The API's description; for a caller with SYSTEM, also each command with
+        arguments and their schema (anyone else learns no command from it)."""
+        try:
+            await self.state.require(request, "SYSTEM")
+        except SysmenuError:  # no key, a wrong one, a limited address: the plain document
+            return Response(self._openapi, media_type=JSON)
+        catalogue = self.state.catalogue
+        if self._described is None or self._described[0] is not catalogue:
+            self._described = (catalogue, json.dumps(described(catalogue)).encode())
+        return Response(self._described[1], media_type=JSON)
 
     async def status(self, request: Request) -> Response:
         """sysmenu's own state: version, the config in force (and a rejected change), runs, and
@@ -154,6 +164,8 @@ class RunsApi:
     async def _stream(self, run: RunRecord, live: Run | None) -> AsyncIterator[bytes]:
         seq = 0
         start = {"id": run.id, "source": run.source, "action": run.action, "name": run.name}
+        if run.arguments is not None:
+            start["arguments"] = run.arguments  # as recorded: defaults in, secrets masked
         yield _sse("start", start | {"started": run.started})
         if live is None:  # finished: replay what is stored
             for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any, ClassVar
 
 import uvicorn
@@ -18,6 +19,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
 from .errors import error_body
+from .lifecycle import ManagedServer
+from .systemd import Notifier, describe
 
 GRACEFUL_SHUTDOWN = 3  # seconds open connections get once the runs are stopped
 
@@ -125,7 +128,7 @@ class _GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-class _Server(uvicorn.Server):
+class _Server(ManagedServer):
     """uvicorn's server, stopping the runs first on shutdown.
 
     uvicorn drains open connections before the app's lifespan shutdown; a live
@@ -133,16 +136,23 @@ class _Server(uvicorn.Server):
     their streams with a proper ``end`` event, and sync requests get their answer.
     """
 
-    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
-        super().__init__(config)
-        self.runner = app.state.sysmenu.runner
-
     async def shutdown(self, sockets: Any = None) -> None:
+        await self.before_shutdown()
         await self.runner.close()
         await super().shutdown(sockets)
 
 
-def run_server(app: Starlette, host: str, port: int, settings: Settings) -> None:
+def run_server(
+    app: Starlette,
+    host: str,
+    port: int,
+    settings: Settings,
+    sockets: list[socket.socket] | None = None,
+    idle_exit: float = 0.0,
+    notifier: Notifier | None = None,
+) -> None:
+    """Serve `app` on `host`:`port`, or on `sockets` passed by systemd (then with
+    `idle_exit`, if set)."""
     protocol = type(
         "GuardedHttpTools",
         (_GuardedHttpTools,),
@@ -159,12 +169,23 @@ def run_server(app: Starlette, host: str, port: int, settings: Settings) -> None
         port=port,
         http=protocol,
         ws="none",  # no WebSocket endpoints: do not load a WebSocket library either
-        log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # sysmenu.logs formats every line, uvicorn's too
+        log_level=None,
+        access_log=settings.access_log,
         proxy_headers=False,  # X-Forwarded-* are read by sysmenu, from trusted proxies only
         server_header=False,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         lifespan="on",
     )
-    _Server(config, app).run()
+    state = app.state.sysmenu
+    where = ", ".join(describe(s) for s in sockets) if sockets else f"{host}:{port}"
+    server = _Server(
+        config,
+        state.runner,
+        state.monitor,
+        notifier or Notifier(),
+        where,
+        idle_exit if sockets else 0.0,
+    )
+    server.run(sockets=sockets or None)

@@ -81,6 +81,11 @@ class Slots:
         self._held[slot.key].remove(slot)
         self._wake(slot.key)
 
+    @property
+    def waiting(self) -> int:
+        """How many starts wait for a turn."""
+        return sum(1 for queue in self._waiting.values() for waiter in queue if not waiter.done())
+
     def _wake(self, key: Key) -> None:
         queue = self._waiting.get(key)
         while queue:

@@ -104,9 +104,14 @@ class ChildTransport:
 
 
 async def spawn(
-    factory: Callable[[], P], argv: list[str], *, start_new_session: bool = True
+    factory: Callable[[], P],
+    argv: list[str],
+    *,
+    start_new_session: bool = True,
+    env: dict[str, str] | None = None,
 ) -> tuple[Any, P]:
-    """Start `argv` with stdin from /dev/null and stdout, stderr piped to the protocol."""
+    """Start `argv` with stdin from /dev/null and stdout, stderr piped to the protocol;
+    `env` is its whole environment (None: the server's)."""
     loop = asyncio.get_running_loop()
     if not PIDFD:
         exec_transport, exec_protocol = await loop.subprocess_exec(
@@ -116,6 +121,7 @@ async def spawn(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=start_new_session,
+            env=env,
         )
         return exec_transport, exec_protocol
     popen = subprocess.Popen(
@@ -124,6 +130,7 @@ async def spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=start_new_session,
+        env=env,
     )
     protocol = factory()
     try:

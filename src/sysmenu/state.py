@@ -13,6 +13,8 @@ from . import auth
 from .catalogue import Catalogue
 from .config import Config, replace
 from .errors import Forbidden
+from .health import LoopMonitor
+from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .runner import Runner
 from .store import Store
@@ -37,6 +39,9 @@ class State:
         self.store = store or Store(config.data_dir() / "sysmenu.db")
         self.runner = Runner.from_settings(self.store.runs, config.sysmenu)
         self.config_state = ConfigState(config.source, time.time())
+        self.metrics = Metrics()
+        self.runner.observers.append(self.metrics)
+        self.monitor = LoopMonitor()
         self.config = config
         self.apply(config)
 
@@ -54,8 +59,20 @@ class State:
         self.catalogue = Catalogue(self.config)
         self.runner.configure(settings)
         self.proxies = auth.Proxies(settings.trusted_proxies)
-        self.key_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
-        self.login_failures = FailureLimiter(settings.key_failure_limit, settings.key_failure_window)
+        limit, window = settings.key_failure_limit, settings.key_failure_window
+        self.key_failures = FailureLimiter(limit, window, observer=self.metrics.limiter_observer("apikey"))
+        self.login_failures = FailureLimiter(
+            limit, window, observer=self.metrics.limiter_observer("password")
+        )
+
+    def limiters(self) -> dict[str, FailureLimiter]:
+        """The failure limiters by name (handed over to the next server process)."""
+        return {"apikey": self.key_failures, "password": self.login_failures}
+
+    async def authorize_metrics(self, request: Request) -> None:
+        """``GET /metrics``: open when configured so, else a caller with SYSTEM."""
+        if not self.config.sysmenu.metrics_open:
+            await self.require(request, "SYSTEM")
 
     async def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients

@@ -29,6 +29,11 @@ _UNIT = """\
 # NoNewPrivileges=yes and an empty capability bounding set, so nothing sysmenu starts can
 # ever gain privileges. For the sudo variant add contrib/systemd/sysmenu.service.d/sudo.conf.
 #
+# Socket activation (no memory used while idle): install contrib/systemd/sysmenu.socket
+# too and `systemctl enable --now sysmenu.socket` instead of the service; systemd then
+# listens and starts sysmenu on the first connection, and sysmenu exits after
+# SYSMENU_IDLE_EXIT idle seconds (below; only under socket activation).
+#
 # Every command sysmenu runs inherits this sandbox (read-only system, no /home, private
 # /tmp): prefer commands that ask systemd to do the work, such as `systemctl reboot`.
 
@@ -38,11 +43,18 @@ Documentation=file:///usr/share/doc/sysmenu/security.md
 After=network.target
 
 [Service]
-Type=exec
+# sysmenu tells systemd when it serves (READY=1), what runs (STATUS=), that its event
+# loop is alive (WATCHDOG=1 every half WatchdogSec) and when it stops (STOPPING=1).
+Type=notify
+NotifyAccess=main
+WatchdogSec=30
 User=sysmenu
 Group=sysmenu
 ExecStart={exec_start}
 Environment=PYTHONUNBUFFERED=1
+# Started by sysmenu.socket: exit after this many seconds without requests, open
+# connections or running commands (overrides sysmenu.idle_exit; ignored without the socket).
+Environment=SYSMENU_IDLE_EXIT=60
 Restart=on-failure
 RestartSec=2
 

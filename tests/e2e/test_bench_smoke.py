@@ -30,10 +30,20 @@ def test_one_quick_round_measures_both_servers_and_the_floors(tmp_path: Path) ->
     common = ["startup_s", "rss_start_mb", "rss_load_mb", *listing]
     for name in ("sysmenu", "octoprint"):
         metrics = result["median"][name]
-        for metric in [*common, "sync_p50_ms", "sync_p99_ms", "async_p50_ms", "async_p99_ms"]:
+        for metric in [
+            *common,
+            "sync_p50_ms",
+            "sync_p99_ms",
+            "async_p50_ms",
+            "async_p99_ms",
+            "warm_request_ms",
+        ]:
             assert metrics[metric] > 0, (name, metric)
         for c in options.connections:
             assert metrics[f"list_c{c}_errors"] == 0, (name, c)
+    activated = result["median"]["sysmenu"]
+    assert activated["cold_start_s"] > 0 and activated["warm_activated_ms"] > 0
+    assert activated["rss_idle_mb"] == 0  # no sysmenu process once it exited when idle
     floor = result["median"]["floor"]
     for metric in [*common, "sync_p50_ms", "sync_p99_ms"]:
         assert floor[metric] > 0, ("floor", metric)
@@ -45,5 +55,7 @@ def test_one_quick_round_measures_both_servers_and_the_floors(tmp_path: Path) ->
         assert f"| {row}" in text
     for c in options.connections:
         assert f"| GET /api/system/commands, {c} conn., throughput (req/s) |" in text
-    assert len(report.targets(result)) == 6
+    assert "| socket activation | sysmenu | OctoPrint 1.11.8 |" in text
+    assert "| first request after an idle exit" in text
+    assert len(report.targets(result)) == 7
     assert (tmp_path / "results" / "latest.json").exists()

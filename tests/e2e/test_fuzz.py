@@ -8,9 +8,11 @@ CI runs a bounded, seeded pass; SYSMENU_FUZZ_EXAMPLES=1000 (and no seed) runs lo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,24 @@ system:
       name: Queued
       command: "true"
       queue: true
+    - action: typed
+      name: Typed arguments
+      argv: [/usr/bin/printf, "%s %s %s %s", "{text}", "{count}", "{unit}", "{flag}"]
+      arguments:
+        - name: text
+          type: string
+          max_length: 64
+          allow_option: true
+        - name: count
+          type: int
+          min: 0
+          max: 10
+        - name: unit
+          type: choice
+          choices: [a, b]
+          default: a
+        - name: flag
+          type: bool
 """
 ST = str(Path(sys.executable).parent / "st")
 EXAMPLES = os.environ.get("SYSMENU_FUZZ_EXAMPLES", "40")
@@ -49,6 +69,12 @@ SEED = [] if "SYSMENU_FUZZ_EXAMPLES" in os.environ else ["--seed", "20261124"]
 @pytest.mark.parametrize("key", ["valid", "wrong", "none"])
 def test_schemathesis_finds_nothing(tmp_path: Path, key: str) -> None:
     with running_server(tmp_path, CONFIG) as server:
+        # The document a SYSTEM caller gets describes each command's arguments too.
+        schema = tmp_path / "openapi.json"
+        request = urllib.request.Request(f"{server.url}/api/openapi.json", headers={"X-Api-Key": server.key})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            schema.write_bytes(response.read())
+        assert "/api/system/commands/custom/typed" in json.loads(schema.read_text())["paths"]
         headers = {
             "valid": ["-H", f"X-Api-Key: {server.key}"],
             "wrong": ["-H", "X-Api-Key: nope"],
@@ -56,7 +82,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, key: str) -> None:
         }
         result = subprocess.run(
             [
-                ST, "run", f"{server.url}/api/openapi.json", *headers[key],
+                ST, "run", str(schema), "--url", server.url, *headers[key],
                 "--checks", "all",
                 "--max-examples", EXAMPLES, *SEED,
                 "--request-timeout", "10", "--max-response-time", "5",

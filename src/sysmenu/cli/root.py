@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import TYPE_CHECKING
 
@@ -42,9 +41,15 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
 @click.option(
     "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: sysmenu.port, 5000)."
 )
+@click.option(
+    "--idle-exit",
+    type=click.FloatRange(min=0),
+    envvar="SYSMENU_IDLE_EXIT",
+    help="Under socket activation: exit after this many idle seconds (default: sysmenu.idle_exit).",
+)
 @pass_ctx
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
-    """Run the server."""
+def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | None) -> None:
+    """Run the server (on the sockets systemd passes, when socket-activated)."""
     import logging
     import sys
 
@@ -52,28 +57,44 @@ def serve(ctx: Context, host: str | None, port: int | None) -> None:
     # sysmenu never uses: 7 MB of resident memory for nothing. A None entry makes that
     # import fail, and uvicorn falls back to its plain reloader, unused as well.
     sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
+    from .. import logs, systemd
     from ..app import create_app
     from ..server import run_server
 
     config = ctx.config
     settings = config.sysmenu
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
+    log = logging.getLogger("sysmenu")
+    notifier = systemd.Notifier()  # reads and clears NOTIFY_SOCKET before anything runs
+    try:
+        sockets = systemd.listen_sockets()
+    except systemd.ActivationError as exc:
+        raise click.ClickException(str(exc)) from None
+    idle = settings.idle_exit if idle_exit is None else idle_exit
+    if idle and not sockets:
+        log.warning("idle exit is off: it needs socket activation (nothing would start sysmenu again)")
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    from ..doctor import listen_problem
+    if not sockets:  # before anything is created or announced; systemd's sockets are in use by design
+        from ..doctor import listen_problem
 
-    # Before anything is created or announced; a socket handed over by systemd is in use by design.
-    problem = None if os.environ.get("LISTEN_FDS") else listen_problem(host, port)
-    if problem is not None:
-        raise click.ClickException(problem)
+        problem = listen_problem(host, port)
+        if problem is not None:
+            raise click.ClickException(problem)
     store = ctx.store
     if store.accounts.count_users() == 0:
         _first_start(store)
     app = create_app(config, store)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"sysmenu {__version__}: config {config.source}, data in {config.data_dir()}")
-    click.echo(f"Open http://{shown}:{port}/ and log in (API at http://{shown}:{port}/api/system/commands)")
-    run_server(app, host, port, settings)
+    log.info("sysmenu %s: config %s, data in %s", __version__, config.source, config.data_dir())
+    if sockets:
+        where = ", ".join(systemd.describe(s) for s in sockets)
+        log.info("serving on the socket(s) systemd passed: %s", where)
+    else:
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(
+            f"Open http://{shown}:{port}/ and log in (API at http://{shown}:{port}/api/system/commands)"
+        )
+    run_server(app, host, port, settings, sockets, idle or 0.0, notifier)
 
 
 def _first_start(store: Store) -> None:
@@ -108,10 +129,12 @@ def check_config(file: str) -> None:
 @pass_ctx
 def list_commands(ctx: Context) -> None:
     """List the configured commands with their timeout, concurrency and flags."""
+    from ..arguments import describe
     from ..catalogue import Catalogue
 
     default_timeout = ctx.config.sysmenu.default_timeout
     rows = [("SOURCE", "ACTION", "NAME", "TIMEOUT", "CONCURRENCY", "FLAGS")]
+    arguments: dict[int, list[str]] = {}  # row -> its command's arguments, shown below it
     for source, specs in Catalogue(ctx.config).specs.items():
         for spec in specs:
             if spec.is_divider:
@@ -130,7 +153,10 @@ def list_commands(ctx: Context) -> None:
             timeout = f"{spec.timeout:g}s" if spec.timeout else f"{default_timeout:g}s (default)"
             concurrency = f"{spec.concurrency}{', queued' if spec.queue else ''}"
             rows.append((source, spec.action, spec.name, timeout, concurrency, ", ".join(flags) or "-"))
+            arguments[len(rows) - 1] = [f"--arg {describe(argument)}" for argument in spec.arguments]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
+    for index, row in enumerate(rows):
         line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
         click.echo(line.rstrip())
+        for text in arguments.get(index, ()):
+            click.echo(" " * (widths[0] + 2) + text)

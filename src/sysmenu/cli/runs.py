@@ -43,6 +43,11 @@ def _print_run(run: RunRecord) -> None:
     click.echo(f"  state {run.state}, {_end(run)}, duration {duration}")
     click.echo(f"  by {run.user or '-'} via {run.auth or '-'} from {run.client or '-'}")
     click.echo(f"  started {_when(run.started)}, ended {_when(run.ended)}")
+    if run.arguments:
+        shown = ", ".join(
+            f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in run.arguments.items()
+        )
+        click.echo(f"  arguments {shown}")
     for stream, text, dropped in (
         ("stdout", run.stdout, run.stdout_dropped),
         ("stderr", run.stderr, run.stderr_dropped),
@@ -89,20 +94,32 @@ def _follow_http(url: str, key: str, run_id: int) -> int:
 @click.argument("source")
 @click.argument("action")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask, even when the command has a confirm text.")
+@click.option(
+    "--arg",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value for one of the command's arguments (repeat for more; see `sysmenu list`).",
+)
 @pass_ctx
-def run_command(ctx: Context, source: str, action: str, yes: bool) -> None:
+def run_command(ctx: Context, source: str, action: str, yes: bool, pairs: tuple[str, ...]) -> None:
     """Run SOURCE ACTION here, through the same runner, and record it.
 
     A command with a confirm text (such as core shutdown) asks first, as the page does."""
     import asyncio
 
+    from ..arguments import values_from_text
     from ..catalogue import Catalogue
+    from ..invocation import Invocation
     from ..models import Who
     from ..runner import Runner
 
     spec = Catalogue(ctx.config).get(source, action)
     if spec is None:
         raise click.ClickException(f"no command {source}:{action}")
+    if pairs and not spec.arguments:
+        raise click.ClickException(f"{source}:{action} takes no arguments")
+    invocation = Invocation.of(spec, values_from_text(spec.arguments, pairs))  # checked before asking
     if spec.confirm and not yes and not spec.is_divider:
         click.echo(_plain(spec.confirm), err=True)
         click.confirm(f"Run {source}:{action} ({spec.name})?", abort=True, err=True)
@@ -110,7 +127,7 @@ def run_command(ctx: Context, source: str, action: str, yes: bool) -> None:
 
     async def go() -> RunRecord:
         runner = Runner.from_settings(ctx.store.runs, settings)
-        run = await runner.start(spec, Who(getpass.getuser(), "cli", "local"))
+        run = await runner.start(spec, Who(getpass.getuser(), "cli", "local"), invocation=invocation)
         history, queue = run.subscribe()
         for stream, text in history:
             (sys.stderr if stream == "stderr" else sys.stdout).write(text)

@@ -18,9 +18,10 @@ const state = {
 // -- HTTP ---------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data) {
     super(message);
     this.status = status;
+    this.data = data;
   }
 }
 
@@ -43,7 +44,7 @@ async function api(method, path, body, headers = {}) {
   }
   if (!response.ok) {
     const message = (data && data.error) || `${response.status} ${response.statusText}`;
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, data);
   }
   return { status: response.status, data, headers: response.headers };
 }
@@ -248,21 +249,116 @@ setInterval(() => {
 
 let asking = null; // the spec the dialog is open for
 
+// -- Arguments: one input per declared argument, by type ----------------------
+
+function argumentField(arg) {
+  const id = `arg-${arg.name}`;
+  const label = document.createElement("label");
+  label.className = arg.type === "bool" ? "arg check" : "arg";
+  const title = document.createElement("span");
+  title.textContent = arg.label || arg.name;
+  let input;
+  if (arg.type === "choice") {
+    input = document.createElement("select");
+    if (!arg.required) input.append(new Option("", ""));
+    for (const choice of arg.choices) input.append(new Option(choice.label, choice.value));
+    input.value = arg.default != null ? String(arg.default) : arg.required ? arg.choices[0].value : "";
+  } else {
+    input = document.createElement("input");
+    if (arg.type === "bool") {
+      input.type = "checkbox";
+      input.checked = arg.default === true;
+    } else if (arg.type === "int" || arg.type === "float") {
+      input.type = "number";
+      input.inputMode = arg.type === "int" ? "numeric" : "decimal";
+      input.step = arg.type === "int" ? "1" : "any";
+      if (arg.min != null) input.min = String(arg.min);
+      if (arg.max != null) input.max = String(arg.max);
+    } else {
+      input.type = arg.secret ? "password" : "text";
+      input.autocomplete = "off";
+      input.spellcheck = false;
+      input.autocapitalize = "none";
+      if (arg.max_length) input.maxLength = arg.max_length;
+      if (arg.pattern) {
+        try {
+          new RegExp(`^(?:${arg.pattern})$`, "v"); // the browser's check, where the syntax agrees
+          input.pattern = arg.pattern;
+        } catch {
+          // the server's check still applies, and its message shows beside the field
+        }
+      }
+    }
+    if (arg.type !== "bool" && arg.default != null) input.value = String(arg.default);
+  }
+  input.id = id;
+  input.name = arg.name;
+  input.dataset.type = arg.type;
+  input.required = !!arg.required && arg.type !== "bool";
+  const error = document.createElement("span");
+  error.className = "error";
+  error.id = `${id}-error`;
+  error.setAttribute("role", "alert");
+  const described = [error.id];
+  const parts = arg.type === "bool" ? [input, title] : [title, input];
+  if (arg.description) {
+    const hint = document.createElement("small");
+    hint.id = `${id}-hint`;
+    hint.textContent = arg.description;
+    described.unshift(hint.id);
+    parts.push(hint);
+  }
+  input.setAttribute("aria-describedby", described.join(" "));
+  label.append(...parts, error);
+  return label;
+}
+
+function argumentValues(spec) {
+  // The typed values of the dialog's fields; empty optional fields are left out.
+  const values = {};
+  for (const arg of spec.arguments || []) {
+    const input = $(`arg-${arg.name}`);
+    if (arg.type === "bool") values[arg.name] = input.checked;
+    else if (input.value === "") continue;
+    else if (arg.type === "int" || arg.type === "float") values[arg.name] = Number(input.value);
+    else values[arg.name] = input.value;
+  }
+  return values;
+}
+
+function argumentErrors(spec, errors) {
+  // Each message beside its field; true when at least one was shown there.
+  let shown = false;
+  let first = null;
+  for (const arg of spec.arguments || []) {
+    const message = (errors && errors[arg.name]) || "";
+    $(`arg-${arg.name}-error`).textContent = message;
+    $(`arg-${arg.name}`).setAttribute("aria-invalid", message ? "true" : "false");
+    if (message && !first) first = $(`arg-${arg.name}`);
+    shown = shown || !!message;
+  }
+  if (first) first.focus();
+  return shown;
+}
+
 function ask(spec) {
-  if (!spec.confirm && !spec.fresh_credentials) {
-    execute(spec);
+  const args = spec.arguments || [];
+  if (!spec.confirm && !spec.fresh_credentials && !args.length) {
+    execute(spec).then((error) => error && failed(error, spec));
     return;
   }
   asking = spec;
   $("confirm-title").textContent = spec.name;
   $("confirm-text").replaceChildren(spec.confirm ? sanitized(spec.confirm) : "");
+  $("confirm-args").replaceChildren(...args.map(argumentField));
   $("confirm-password-label").hidden = !spec.fresh_credentials;
   $("confirm-password").required = !!spec.fresh_credentials;
   $("confirm-password").value = "";
   $("confirm-error").textContent = "";
   $("confirm-ok").disabled = false;
   $("confirm").showModal();
-  (spec.fresh_credentials ? $("confirm-password") : $("confirm-cancel")).focus();
+  const firstArg = args.length ? $(`arg-${args[0].name}`) : null;
+  (firstArg || (spec.fresh_credentials ? $("confirm-password") : $("confirm-cancel"))).focus();
 }
 
 $("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
@@ -285,25 +381,39 @@ $("confirm-form").addEventListener("submit", async (event) => {
       return;
     }
   }
+  if (spec.arguments && spec.arguments.length) {
+    // The server checks the values; its per-argument errors go beside the fields.
+    const error = await execute(spec, argumentValues(spec));
+    if (error && error.status === 400 && error.data && argumentErrors(spec, error.data.errors)) {
+      $("confirm-ok").disabled = false;
+      return;
+    }
+    $("confirm").close("ok");
+    if (error) failed(error, spec);
+    return;
+  }
   $("confirm").close("ok");
-  execute(spec);
+  execute(spec).then((error) => error && failed(error, spec));
 });
 
-async function execute(spec) {
+async function execute(spec, values) {
+  // Starts a run and follows it; returns the error instead when it could not start.
   const k = key(spec);
   const li = commandItem(k);
   if (li) li.querySelector("button.run").disabled = true;
   notice("");
   try {
     const path = `api/system/commands/${encodeURIComponent(spec.source)}/${encodeURIComponent(spec.action)}`;
-    const { data } = await api("POST", path, undefined, { Prefer: "respond-async", "Idempotency-Key": randomKey() });
+    const body = values === undefined ? undefined : { arguments: values };
+    const { data } = await api("POST", path, body, { Prefer: "respond-async", "Idempotency-Key": randomKey() });
     const run = { id: data.id, started: Date.now() / 1000, name: spec.name, key: k };
     state.running.set(k, run);
     markRunning(k, run);
-    follow(run.id, spec.name);
+    follow(run.id, spec.name, values);
+    return null;
   } catch (error) {
     if (li) li.querySelector("button.run").disabled = false;
-    failed(error, spec);
+    return error;
   }
 }
 
@@ -338,11 +448,17 @@ function appendOutput(stream, text) {
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
-function follow(id, name) {
+function argumentsText(values) {
+  const entries = Object.entries(values || {});
+  return entries.map(([name, value]) => `${name} = ${JSON.stringify(value)}`).join(", ");
+}
+
+function follow(id, name, values) {
   closeStream();
   state.shown = id;
   $("run").hidden = false;
   $("run-title").textContent = name;
+  $("run-args").textContent = argumentsText(values);
   $("run-state").className = "";
   $("run-state").textContent = "Starting…";
   $("run-output").replaceChildren();
@@ -354,6 +470,7 @@ function follow(id, name) {
     const start = JSON.parse(event.data);
     const run = [...state.running.values()].find((r) => r.id === id);
     if (run) run.started = start.started;
+    if (start.arguments) $("run-args").textContent = argumentsText(start.arguments);
   });
   source.addEventListener("output", (event) => {
     const { stream, text } = JSON.parse(event.data);
@@ -391,13 +508,14 @@ async function show(id) {
   try {
     const { data: run } = await api("GET", `api/runs/${id}`);
     if (run.state === "running") {
-      follow(id, run.name);
+      follow(id, run.name, run.arguments);
       return;
     }
     closeStream();
     state.shown = id;
     $("run").hidden = false;
     $("run-title").textContent = run.name;
+    $("run-args").textContent = argumentsText(run.arguments);
     $("run-output").replaceChildren();
     if (run.stdout) appendOutput("stdout", run.stdout);
     if (run.stderr) appendOutput("stderr", run.stderr);
