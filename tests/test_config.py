@@ -321,3 +321,22 @@ def test_unknown_names_in_rules_are_errors_with_their_line() -> None:
 )
 def test_bad_access_and_retention_settings(change: tuple[str, str], expected: str) -> None:
     assert expected in error_of(ACCESS.replace(*change))
+
+
+def test_catalogue_diff_names_commands_added_removed_changed() -> None:
+    old_config = parse(ACCESS, "c.yaml")
+    new_config = parse(
+        ACCESS.replace("allow: [family]", "allow: [family, alice]")
+        .replace("      command: \"true\"\n      allow: alice", "      command: backup.sh\n      allow: alice")
+        .replace("  actions:\n", "  actions:\n    - action: fresh\n      command: x\n")
+        .replace("    systemShutdownCommand: \"true\"\n", ""),
+        "c.yaml",
+    )
+    old, new = Catalogue(old_config), Catalogue(new_config)
+    rules = (old_config.access_rules(), new_config.access_rules())
+    assert old.diff(new, rules) == {
+        "added": ["custom:fresh"],
+        "removed": ["core:shutdown"],
+        "changed": ["custom:backup", "custom:media"],
+    }
+    assert old.diff(Catalogue(old_config), (rules[0], rules[0])) == {}
