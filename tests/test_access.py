@@ -61,10 +61,9 @@ def test_builtin_groups() -> None:
     assert POLICY.permissions(["monitoring"]) == {READ}
 
 
-def test_stored_groups_count_where_config_is_silent() -> None:
-    assert POLICY.permissions(["night"], {"night": ["SYSTEM"]}) == {SYSTEM}
-    # a built-in group cannot be redefined by the database
-    assert POLICY.permissions(["viewers"], {"viewers": ["ADMIN"]}) == {READ}
+def test_stored_groups_add_their_permissions() -> None:
+    assert POLICY.grant("u", ["night"], stored=["SYSTEM"]).permissions == {SYSTEM}
+    assert POLICY.grant("u", ["viewers"]).permissions == {READ}
 
 
 @pytest.mark.parametrize(

@@ -83,11 +83,15 @@ def passwords(env: Env) -> Env:
 async def test_every_state_changing_route_is_listed(env: Env) -> None:
     changing = {(m, p) for m, p in routes(env) if m not in ("GET", "HEAD")}
     missing = changing - set(STATE_CHANGING)
-    assert not missing, f"routes that change state without an audit test (add them to STATE_CHANGING): {missing}"
+    assert not missing, (
+        f"routes that change state without an audit test (add them to STATE_CHANGING): {missing}"
+    )
 
 
 @pytest.mark.parametrize("route", list(STATE_CHANGING), ids="{0[0]} {0[1]}".format)
-async def test_every_state_changing_route_writes_exactly_one_event(passwords: Env, route: tuple[str, str]) -> None:
+async def test_every_state_changing_route_writes_exactly_one_event(
+    passwords: Env, route: tuple[str, str]
+) -> None:
     step, expected = STATE_CHANGING[route]
     before = len(events(passwords))
     r = await step(passwords)
@@ -151,8 +155,12 @@ async def test_runs_filter_by_time(env: Env) -> None:
     await _execute(env)
     auth = env.auth()
     assert (await env.client.get("/api/runs", params={"since": "today"}, headers=auth)).json()["runs"]
-    assert (await env.client.get("/api/runs", params={"since": "2h", "until": "now"}, headers=auth)).json()["runs"]
-    assert (await env.client.get("/api/runs", params={"until": "yesterday"}, headers=auth)).json()["runs"] == []
+    assert (await env.client.get("/api/runs", params={"since": "2h", "until": "now"}, headers=auth)).json()[
+        "runs"
+    ]
+    assert (await env.client.get("/api/runs", params={"until": "yesterday"}, headers=auth)).json()[
+        "runs"
+    ] == []
     r = await env.client.get("/api/runs", params={"since": "last tuesday"}, headers=auth)
     assert r.status_code == 400 and "today, yesterday" in r.json()["error"]
 
@@ -240,8 +248,14 @@ def test_cli_groups_and_scoped_keys(cli: tuple[CliRunner, list[str], Path]) -> N
     assert r.exit_code == 0 and all(g in r.output for g in ("admins", "operators", "viewers", "users"))
     assert runner.invoke(main, [*base, "group", "add", "admins"]).exit_code == 1
     assert runner.invoke(main, [*base, "group", "add", "night", "--permission", "ROOT"]).exit_code == 2
-    assert runner.invoke(main, [*base, "user", "add", "ann", "--group", "nope", "--password", "-"]).exit_code == 1
-    assert runner.invoke(main, [*base, "user", "add", "ann", "--group", "viewers", "--password", "-"]).exit_code == 0
+    assert (
+        runner.invoke(main, [*base, "user", "add", "ann", "--group", "nope", "--password", "-"]).exit_code
+        == 1
+    )
+    assert (
+        runner.invoke(main, [*base, "user", "add", "ann", "--group", "viewers", "--password", "-"]).exit_code
+        == 0
+    )
     r = runner.invoke(main, [*base, "user", "groups", "ann", "--add", "operators", "--remove", "viewers"])
     assert r.exit_code == 0 and "operators" in r.output and "viewers" not in r.output
     r = runner.invoke(main, [*base, "key", "create", "ann", "--only", "custom:hi,core:reboot"])

@@ -327,9 +327,9 @@ def test_catalogue_diff_names_commands_added_removed_changed() -> None:
     old_config = parse(ACCESS, "c.yaml")
     new_config = parse(
         ACCESS.replace("allow: [family]", "allow: [family, alice]")
-        .replace("      command: \"true\"\n      allow: alice", "      command: backup.sh\n      allow: alice")
+        .replace('      command: "true"\n      allow: alice', "      command: backup.sh\n      allow: alice")
         .replace("  actions:\n", "  actions:\n    - action: fresh\n      command: x\n")
-        .replace("    systemShutdownCommand: \"true\"\n", ""),
+        .replace('    systemShutdownCommand: "true"\n', ""),
         "c.yaml",
     )
     old, new = Catalogue(old_config), Catalogue(new_config)

@@ -90,12 +90,13 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     store = Store(tmp_path_factory.mktemp("perm") / "sysmenu.db")
+    config = parse(CONFIG, "perm.yaml")
     for name, who in CALLERS.items():
         user = name.split("-")[0]
         if store.accounts.get_user(user) is None:
-            store.accounts.add_user(user, who.groups)
+            store.accounts.add_user(user, who.groups, config_groups=config.sysmenu.groups)
         who.key = store.accounts.create_key(user, name, scope=Scope.text(*who.scope))
-    app = create_app(parse(CONFIG, "perm.yaml"), store)
+    app = create_app(config, store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:
@@ -158,7 +159,9 @@ async def test_permission_matrix(world: World, name: str) -> None:
         r = await client.post(f"/api/runs/{run_id}/kill", headers=auth(name))
         may_kill = command in who.runs or name in ("root", "op", "kiosk")  # SYSTEM, no scope
         assert r.status_code == (409 if may_kill else 403), (command, r.text)
-    assert (await client.get("/api/status", headers=auth(name))).status_code == (200 if who.reads_all else 403)
+    assert (await client.get("/api/status", headers=auth(name))).status_code == (
+        200 if who.reads_all else 403
+    )
     assert (await client.get("/api/audit", headers=auth(name))).status_code == (200 if who.audit else 403)
     # what the page is told
     me = (await client.get("/api/currentuser", headers=auth(name))).json()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 ADMIN, SYSTEM, READ = "ADMIN", "SYSTEM", "READ"
 PERMISSIONS = (ADMIN, SYSTEM, READ)
@@ -38,6 +38,9 @@ class Spec(Protocol):
     def action(self) -> str: ...
     @property
     def is_divider(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,10 +266,10 @@ class Grant:
             and all(rule.deny.isdisjoint(self.names) for rule in self.policy.rules.values())
         )
 
-    def visible(self, specs: Iterable[Spec]) -> list[Spec]:
+    def visible(self, specs: Iterable[S]) -> list[S]:
         """The specs the caller may see, in order; dividers only between two kept commands."""
-        kept: list[Spec] = []
-        pending: Spec | None = None
+        kept: list[S] = []
+        pending: S | None = None
         for spec in specs:
             if spec.is_divider:
                 if kept and not kept[-1].is_divider:
@@ -281,6 +284,15 @@ class Grant:
 
     def sees_anything(self, specs: Iterable[Spec]) -> bool:
         return self.reads_all or any(not s.is_divider and self.may_see(s.source, s.action) for s in specs)
+
+    def may_run_any(self, specs: Iterable[Spec]) -> bool:
+        return any(not s.is_divider and self.may_run(s.source, s.action) for s in specs)
+
+    def runnable(self, specs: Iterable[Spec]) -> list[str]:
+        """``source:action`` of every command in `specs` the caller may run."""
+        return [
+            f"{s.source}:{s.action}" for s in specs if not s.is_divider and self.may_run(s.source, s.action)
+        ]
 
 
 class Policy:
@@ -298,24 +310,16 @@ class Policy:
             k: r for k, r in (rules or {}).items() if r.allow or r.deny
         }
 
-    def permissions(
-        self, groups: Iterable[str], stored: Mapping[str, Iterable[str]] | None = None
-    ) -> frozenset[str]:
-        """The permissions of a member of `groups`: built-in and config groups as
-        defined here, other groups as `stored` (the database) says."""
+    def permissions(self, groups: Iterable[str]) -> frozenset[str]:
+        """The permissions built-in and config groups give a member of `groups`."""
         perms: set[str] = set()
         for group in groups:
-            if group in self.groups:
-                perms |= self.groups[group]
-            elif stored is not None and group in stored:
-                perms |= set(stored[group])
+            perms |= self.groups.get(group, frozenset())
         return frozenset(perms)
 
     def grant(
-        self,
-        user: str,
-        groups: Sequence[str],
-        scope: Scope = FULL,
-        stored: Mapping[str, Iterable[str]] | None = None,
+        self, user: str, groups: Sequence[str], scope: Scope = FULL, stored: Iterable[str] = ()
     ) -> Grant:
-        return Grant(user, tuple(groups), self.permissions(groups, stored), scope, self)
+        """What `user`, in `groups`, may do through a key of `scope`; `stored`: the
+        permissions the database gives its groups (groups made with the CLI)."""
+        return Grant(user, tuple(groups), self.permissions(groups) | frozenset(stored), scope, self)

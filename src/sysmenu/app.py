@@ -18,12 +18,14 @@ from starlette.routing import Route
 
 from . import handover
 from .api import SystemApi
+from .audit_api import AuditApi
 from .config import Config
 from .health import Health
 from .metrics import HttpMetrics, MetricsView, RouteProbe
 from .middleware import FastCommandList, RequestGuard
 from .reload import ConfigWatcher
 from .responses import EXCEPTION_HANDLERS
+from .retention import prune_forever
 from .runs_api import RunsApi
 from .state import State
 from .store import Store
@@ -37,6 +39,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     state = State(config, store)
     system = SystemApi(state)
     runs = RunsApi(state)
+    audit = AuditApi(state)
     web = WebUi(state)
     health = Health(state.store.db.path, lambda: state.config_state.error, state.monitor)
     metrics = MetricsView(state.metrics, state.runner, health, state.authorize_metrics)
@@ -62,9 +65,15 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         interval = config.sysmenu.reload_interval
         if interval > 0 and os.path.isfile(config.source):
             watcher = asyncio.create_task(ConfigWatcher(state, config.source, interval).watch())
+        pruner = asyncio.create_task(
+            prune_forever(
+                state.store.db.path, lambda: (state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit)
+            )
+        )
         try:
             yield
         finally:
+            pruner.cancel()
             if watcher is not None:
                 watcher.cancel()
             await state.runner.close()
@@ -80,6 +89,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
+        *audit.routes(),
         *web.routes(),
         Route("/api/health", health.view, methods=["GET"]),
         Route("/metrics", metrics.view, methods=["GET"]),

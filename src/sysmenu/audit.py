@@ -21,10 +21,12 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .database import Database
 from .models import Who
+
+if TYPE_CHECKING:
+    from .database import Database
 
 log = logging.getLogger("sysmenu.store")
 NOBODY = Who()
@@ -256,6 +258,11 @@ class AuditLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        try:
+            with db.transaction() as conn:
+                ensure_schema(conn)  # a table an older sysmenu made gets the chain's columns
+        except sqlite3.Error as exc:  # read-only: `Database` says so; rows are then only read
+            log.debug("audit schema not checked: %s", exc)
 
     def record(self, event: str, who: Who = NOBODY, **detail: object) -> None:
         """Append to the audit log; a failing disk is logged, never raised (the action

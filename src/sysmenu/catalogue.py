@@ -195,6 +195,9 @@ class Catalogue:
     def get(self, source: str, action: str) -> CommandSpec | None:
         return self._index.get((source, action))
 
+    def all_specs(self) -> list[CommandSpec]:
+        return [spec for source in SOURCES for spec in self.specs[source]]
+
     def diff(self, new: Catalogue, rules: tuple[Any, Any] = (None, None)) -> dict[str, list[str]]:
         """What changes from this catalogue to `new`: commands (``source:action``) added,
         removed and changed (any field, or their access rule: `rules` is the old and the

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import access
 from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
-from . import access
 from .errors import ConfigError
 
 DEFAULT_PORT = 5000
@@ -166,6 +166,8 @@ def _argv(value: Any) -> ArgvTemplate:
     if not elements[0] or any(placeholder for _, placeholder in elements[0]):
         raise _Nested([((0,), "the program must be fixed text, not a placeholder")])
     return ArgvTemplate(tuple(elements))
+
+
 def _checked(check: Callable[[Any], Any]) -> Check:
     """A checker from a function that raises ValueError (the access and retention rules)."""
 
