@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
+
+import pytest
 
 from sysmenu import audit
 from sysmenu.config import Retention
 from sysmenu.retention import prune
 from sysmenu.store import Store
+from tests.conftest import Env
 
 
 def fresh_db(path: Path) -> None:
@@ -86,3 +90,28 @@ def test_audit_beyond_count_and_age_goes_and_still_verifies(tmp_path: Path) -> N
     assert audit.verify(conn).ok
     conn.close()
     store.close()
+
+
+@pytest.mark.anyio
+async def test_pruning_under_load_fails_no_request(env: Env) -> None:
+    """A big prune on its worker thread while requests keep coming: none fails, and
+    it ends with what it should keep."""
+    db = Path(env.store.db.path)
+    make_runs(db, 20000)
+    pruning = asyncio.ensure_future(
+        asyncio.to_thread(prune, str(db), Retention(None, 500), Retention(None, None), 100)
+    )
+    answers: list[int] = []
+    while not pruning.done() or len(answers) < 20:
+        r = await env.client.get("/api/runs", params={"limit": 5}, headers=env.auth())
+        answers.append(r.status_code)
+        r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
+        answers.append(r.status_code)
+    pruned = await pruning
+    assert set(answers) == {200, 204}, answers
+    # the newest 500 finished runs stay (what ran during the prune among them)
+    assert pruned.runs >= 20000 - 500
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM runs WHERE state != 'running'").fetchone()[0] >= 500
+    assert audit.verify(conn).ok
+    conn.close()
