@@ -19,9 +19,17 @@ _SOURCE = {
 }
 _MAX_ID = 2**63 - 1
 _TIME = "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, now, or an age like 90s, 15m, 2h, 7d, 1w"
+_TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "enum": ["now", "today", "yesterday"]},
+        {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,3})?[smhdw]$"},
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 _SINCE_UNTIL = [
-    {"name": "since", "in": "query", "description": f"At or after: {_TIME}", "schema": {"type": "string"}},
-    {"name": "until", "in": "query", "description": f"Before: {_TIME}", "schema": {"type": "string"}},
+    {"name": "since", "in": "query", "description": f"At or after: {_TIME}", "schema": _TIME_SCHEMA},
+    {"name": "until", "in": "query", "description": f"Before: {_TIME}", "schema": _TIME_SCHEMA},
 ]
 _RUN_ID = {
     "name": "run_id",
