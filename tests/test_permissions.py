@@ -184,6 +184,8 @@ async def test_allow_lists_only_what_may_run(world: World) -> None:
     assert [s["action"] for s in r.json()["custom"]] == ["media"]  # no divider at an edge
     assert (await world.client.get("/api/system/commands/core", headers=auth("mum"))).status_code == 403
     assert (await world.client.get("/api/system/commands/plugin", headers=auth("mum"))).status_code == 403
+    assert (await world.client.get("/api/system/commands/nowhere", headers=auth("mum"))).status_code == 403
+    assert (await world.client.get("/api/system/commands/nowhere", headers=auth("viewer"))).status_code == 404
 
 
 async def test_deny_hides_and_refuses_even_for_system(world: World) -> None:
