@@ -187,7 +187,7 @@ def test_cli_changes_are_audited_and_readable(cli: tuple[CliRunner, list[str], P
         ["user", "groups", "ann", "--add", "night"],
         ["key", "create", "ann", "--scope", "read"],
         ["key", "revoke", "1"],
-        ["user", "passwd", "ann", "--password", "x y z"],
+        ["user", "passwd", "ann", "--password", "a long new password"],
         ["user", "remove", "ann"],
         ["group", "remove", "night"],
         ["run", "custom", "hi"],

@@ -80,11 +80,11 @@ async def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Pat
     assert app.config.sysmenu.port == 5000 and app.config.sysmenu.data_dir is None
 
 
-def test_rule_naming_nobody_is_a_rejected_change(app: State, tmp_path: Path) -> None:
+async def test_rule_naming_nobody_is_a_rejected_change(app: State, tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     watcher = ConfigWatcher(app, str(path), 1)
     replace(path, GOOD + "      allow: [nobody]\n")
-    watcher.check()
+    await watcher.check()
     assert app.config.access_rules() == {("custom", "one"): app.config.access_rules()[("custom", "one")]}
     assert not app.config.access_rules()[("custom", "one")].allow  # the last good config stays
     error = app.config_state.error or ""
@@ -93,6 +93,6 @@ def test_rule_naming_nobody_is_a_rejected_change(app: State, tmp_path: Path) -> 
     assert entry["event"] == "config-rejected" and entry["detail"]["changed"] == ["custom:one"]
     app.store.accounts.add_user("nobody", ["users"])
     replace(path, GOOD + "      allow: [nobody]\n")
-    watcher.check()
+    await watcher.check()
     assert app.config_state.error is None
     assert app.config.access_rules()[("custom", "one")].allow == {"nobody"}

@@ -80,7 +80,7 @@ def test_audit_beyond_count_and_age_goes_and_still_verifies(tmp_path: Path) -> N
     for i in range(50):
         audit.append(conn, "login", f"new{i}", "password", None, {})
     conn.execute("COMMIT")
-    pruned = prune(str(db), Retention(None, None), Retention(5, None), batch=64, pause=0)
+    pruned = prune(str(db), Retention(None, None), Retention(5, None), audit_batch=64, pause=0)
     assert pruned.audit == 300
     assert {r["user"] for r in audit.query(conn, events=["login"], limit=1000)} == {
         f"new{i}" for i in range(50)

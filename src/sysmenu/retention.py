@@ -23,7 +23,10 @@ log = logging.getLogger("sysmenu.retention")
 
 INTERVAL = 3600.0  # seconds between passes (the first comes soon after start-up)
 FIRST_PASS = 30.0
-BATCH = 500
+# Rows deleted per transaction. The server's connection waits 1.5 s for a lock at most:
+# a batch must take far less, also on an SD card (a run may hold 2 MB of output).
+BATCH = 50
+AUDIT_BATCH = 500  # audit rows are small
 # Between two batches the lock is left free this long: a writer waiting on the server's
 # connection (SQLite's busy handler retries at most every 100 ms) always gets its turn.
 PAUSE = 0.12
@@ -74,7 +77,12 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[], int]) -> int:
 
 
 def prune(
-    path: str, keep_runs: Retention, keep_audit: Retention, batch: int = BATCH, pause: float = PAUSE
+    path: str,
+    keep_runs: Retention,
+    keep_audit: Retention,
+    batch: int = BATCH,
+    pause: float = PAUSE,
+    audit_batch: int = AUDIT_BATCH,
 ) -> Pruned:
     """One pass over the database file at `path` (blocking: run it on a worker thread)."""
     now = time.time()
@@ -95,7 +103,7 @@ def prune(
         rows = 0
         cutoff = _cutoff(keep_audit, now)
         while deleted := _in_transaction(
-            conn, lambda: audit.prune_batch(conn, cutoff, keep_audit.count, batch)
+            conn, lambda: audit.prune_batch(conn, cutoff, keep_audit.count, audit_batch)
         ):
             rows += deleted
             time.sleep(pause)
