@@ -349,7 +349,7 @@ def test_viewer_sees_no_run_buttons(context: BrowserContext, server: Server) -> 
     log_in(page, "viewer-pw", "viewer")
     expect(page.locator("#menu")).to_be_visible()
     # the whole menu, read-only: every command shown, none with a button
-    expect(page.locator("#commands li.command")).to_have_count(4)
+    expect(page.locator("#commands li.command")).to_have_count(5)
     expect(page.locator("#commands li.command .readonly").first).to_have_text("Shutdown")
     expect(page.locator("#commands button")).to_have_count(0)
     expect(page.locator("#history")).to_be_visible()  # with its history
@@ -368,9 +368,10 @@ def test_operator_denied_shutdown_has_no_shutdown(context: BrowserContext, serve
     page.goto(server.url + "/")
     log_in(page, "kiosk-pw", "kiosk")
     expect(page.locator("#menu")).to_be_visible()
-    expect(page.locator("#commands button.run")).to_have_count(3)
-    names = page.locator("#commands li.command").all_inner_texts()
-    assert [n.strip() for n in names] == ["Touch a file", "Fail loudly", "Count slowly"]
+    expect(page.locator("#commands button.run")).to_have_count(4)
+    names = page.locator("#commands button.run").all_inner_texts()
+    assert [n.strip() for n in names] == ["Touch a file", "Fail loudly", "Count slowly", "Broken"]
+    expect(page.locator("#commands")).not_to_contain_text("Shutdown")
     expect(page.locator("#audit")).to_be_hidden()  # an operator is no admin
 
 
