@@ -46,7 +46,10 @@ async def test_ignore_is_204_whatever_the_exit(env: Env) -> None:
     r = await env.client.post(f"{URL}/custom/ignored", headers=env.auth())
     assert r.status_code == 204
     (run,) = env.store.runs.list(action="ignored")
-    assert run.returncode == 7
+    # an ignored failure is a success, recorded and shown as one, with its exit code kept
+    assert (run.state, run.returncode) == ("ok", 7)
+    r = await env.client.get("/api/runs", params={"state": "ok", "action": "ignored"}, headers=env.auth())
+    assert [(x["state"], x["returncode"]) for x in r.json()["runs"]] == [("ok", 7)]
 
 
 async def test_async_answers_at_once_and_runs_after(env: Env) -> None:

@@ -16,7 +16,8 @@ from tests.conftest import CONFIG, Env
 
 pytestmark = pytest.mark.anyio
 
-# Every route that needs the SYSTEM permission (test_every_route_is_classified keeps this complete).
+# Every route that needs a permission (SYSTEM, READ, ADMIN or a rule's allow; a user only
+# in `users` has none of them). test_every_route_is_classified keeps this complete.
 PROTECTED = [
     ("GET", "/api/system/commands"),
     ("GET", "/api/system/info"),
@@ -31,6 +32,7 @@ PROTECTED = [
     ("POST", "/api/runs/1/kill"),
     ("GET", "/api/runs/1/events"),
     ("GET", "/metrics"),  # unless sysmenu.metrics_open
+    ("GET", "/api/audit"),
 ]
 # Routes any valid key may call (OctoPrint's: clients call them first, with any key).
 ANY_KEY = [
@@ -159,6 +161,8 @@ async def test_public_endpoints_need_no_key_and_reveal_no_config(env: Env, metho
     for headers in ({}, {"X-Api-Key": "wrong"}, env.auth()):
         r = await env.client.request(method, path, headers=headers)
         assert r.status_code not in (401, 403) and r.status_code < 500, (headers, r.status_code)
+        if headers == env.auth():
+            continue  # a valid key may be told what it may run (the current user's `may`)
         # neither the configured commands' names nor their command lines
         for secret in ("hello", "echo", "Say hello", "exit 7", "sleep 0.2"):
             assert secret not in r.text, secret

@@ -276,3 +276,94 @@ def test_actions_that_are_no_list_are_one_error(value: str) -> None:
     (line,) = error_of(text).splitlines()  # not one more for each character or key
     assert line.startswith("config.yaml, line 2: system.actions = ")
     assert line.endswith("Input should be a valid list")
+
+
+ACCESS = """\
+server:
+  commands:
+    systemShutdownCommand: "true"
+system:
+  actions:
+    - action: media
+      command: "true"
+      allow: [family]
+    - action: backup
+      command: "true"
+      allow: alice
+      deny: [kiosk]
+sysmenu:
+  groups:
+    family: []
+    monitoring: [READ]
+  core_access:
+    shutdown:
+      deny: [kiosk]
+  keep_runs: {days: 30}
+  keep_audit: {count: 1000}
+"""
+
+
+def test_access_rules_and_retention_are_read() -> None:
+    from sysmenu.access import Rule
+    from sysmenu.config import Retention
+
+    config = parse(ACCESS, "c.yaml")
+    assert config.sysmenu.groups == {"family": (), "monitoring": ("READ",)}
+    assert config.access_rules() == {
+        ("core", "shutdown"): Rule(deny=frozenset({"kiosk"})),
+        ("custom", "media"): Rule(allow=frozenset({"family"})),
+        ("custom", "backup"): Rule(allow=frozenset({"alice"}), deny=frozenset({"kiosk"})),
+    }
+    assert config.sysmenu.keep_runs == Retention(30, None)
+    assert config.sysmenu.keep_audit == Retention(None, 1000)
+    assert parse("", "d.yaml").sysmenu.keep_runs.days and parse("", "d.yaml").sysmenu.keep_runs.count
+
+
+def test_unknown_names_in_rules_are_errors_with_their_line() -> None:
+    from sysmenu.config import check_access
+
+    config = parse(ACCESS, "c.yaml")
+    check_access(config, ["alice", "kiosk"], [])
+    with pytest.raises(ConfigError) as info:
+        check_access(config, ["alice"], [])
+    message = str(info.value)
+    assert "c.yaml, line 12: custom:backup: unknown user or group 'kiosk'" in message
+    assert "c.yaml, line 19: core:shutdown: unknown user or group 'kiosk'" in message
+    check_access(config, ["alice"], ["kiosk"])  # a group made with the CLI counts
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("allow: [family]", "allow: [1]"),
+            "line 8: system.actions.0.allow = [1]: not a user or group name: 1",
+        ),
+        (("family: []", "admins: []"), "'admins' is a built-in group"),
+        (("monitoring: [READ]", "monitoring: [ROOT]"), "unknown permission 'ROOT'"),
+        (("    shutdown:\n", "    halt:\n"), "unknown core command 'halt'"),
+        (("{days: 30}", "{days: 0}"), "keep_runs"),
+        (("{count: 1000}", "{weeks: 2}"), "Input should be a mapping with days and/or count"),
+    ],
+)
+def test_bad_access_and_retention_settings(change: tuple[str, str], expected: str) -> None:
+    assert expected in error_of(ACCESS.replace(*change))
+
+
+def test_catalogue_diff_names_commands_added_removed_changed() -> None:
+    old_config = parse(ACCESS, "c.yaml")
+    new_config = parse(
+        ACCESS.replace("allow: [family]", "allow: [family, alice]")
+        .replace('      command: "true"\n      allow: alice', "      command: backup.sh\n      allow: alice")
+        .replace("  actions:\n", "  actions:\n    - action: fresh\n      command: x\n")
+        .replace('    systemShutdownCommand: "true"\n', ""),
+        "c.yaml",
+    )
+    old, new = Catalogue(old_config), Catalogue(new_config)
+    rules = (old_config.access_rules(), new_config.access_rules())
+    assert old.diff(new, rules) == {
+        "added": ["custom:fresh"],
+        "removed": ["core:shutdown"],
+        "changed": ["custom:backup", "custom:media"],
+    }
+    assert old.diff(Catalogue(old_config), (rules[0], rules[0])) == {}

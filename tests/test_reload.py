@@ -44,7 +44,9 @@ async def test_good_change_takes_effect(app: State, tmp_path: Path) -> None:
     assert app.catalogue.get("custom", "one") is None
     assert app.runner.default_timeout == 7
     assert app.config_state.error is None
-    assert app.store.audit.list()[0]["event"] == "config-reloaded"
+    (entry,) = app.store.audit.list(limit=1)
+    assert entry["event"] == "config-reloaded"
+    assert entry["detail"] == {"source": str(path), "added": ["custom:two"], "removed": ["custom:one"]}
 
 
 async def test_broken_change_keeps_last_good_and_reports(app: State, tmp_path: Path) -> None:
@@ -76,3 +78,21 @@ async def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Pat
     replace(path, "sysmenu:\n  port: 6000\n  data_dir: /elsewhere\n" + GOOD)
     await watcher.check()
     assert app.config.sysmenu.port == 5000 and app.config.sysmenu.data_dir is None
+
+
+async def test_rule_naming_nobody_is_a_rejected_change(app: State, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    replace(path, GOOD + "      allow: [nobody]\n")
+    await watcher.check()
+    assert app.config.access_rules() == {("custom", "one"): app.config.access_rules()[("custom", "one")]}
+    assert not app.config.access_rules()[("custom", "one")].allow  # the last good config stays
+    error = app.config_state.error or ""
+    assert "config.yaml, line 5: custom:one: unknown user or group 'nobody'" in error
+    (entry,) = app.store.audit.list(limit=1)
+    assert entry["event"] == "config-rejected" and entry["detail"]["changed"] == ["custom:one"]
+    app.store.accounts.add_user("nobody", ["users"])
+    replace(path, GOOD + "      allow: [nobody]\n")
+    await watcher.check()
+    assert app.config_state.error is None
+    assert app.config.access_rules()[("custom", "one")].allow == {"nobody"}

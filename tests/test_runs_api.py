@@ -61,7 +61,7 @@ async def test_list_runs_newest_first_filtered_and_paged(env: Env) -> None:
     r = await env.client.get("/api/runs", params={"action": "hello"}, headers=env.auth())
     assert [run["action"] for run in r.json()["runs"]] == ["hello", "hello"]
     r = await env.client.get("/api/runs", params={"state": "failed"}, headers=env.auth())
-    assert {run["action"] for run in r.json()["runs"]} == {"fail", "ignored"}
+    assert {run["action"] for run in r.json()["runs"]} == {"fail"}  # an ignored failure is ok
     r = await env.client.get("/api/runs", params={"limit": 3}, headers=env.auth())
     page = r.json()
     assert len(page["runs"]) == 3

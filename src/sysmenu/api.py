@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import __version__
+from .access import SYSTEM, Grant
 from .arguments import Value, check_values
-from .auth import Identity
+from .auth import FORBIDDEN, Identity
 from .catalogue import DIVIDER, SOURCES, CommandSpec
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
 from .invocation import Invocation, same_values
@@ -50,37 +51,65 @@ class SystemApi:
         await self.state.identify_any(request)
         return Response(self.server_body, media_type=JSON)
 
+    async def _lister(self, request: Request) -> Grant:
+        """The caller's grant if it may list anything (SYSTEM, READ, or a command it may run)."""
+        _, grant = await self.state.caller(request)
+        if not grant.sees_anything(self.state.catalogue.all_specs()):
+            raise Forbidden(FORBIDDEN)
+        return grant
+
+    def _specs(self, request: Request, grant: Grant, source: str) -> list[dict[str, Any]]:
+        base_url = self.state.proxies.base_url(request)
+        return [spec.client_spec(base_url) for spec in grant.visible(self.state.catalogue.specs[source])]
+
     async def list_all(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
-        body = self.state.catalogue.rendered(self.state.proxies.base_url(request))
-        return Response(body, media_type=JSON)
+        grant = await self._lister(request)
+        if grant.runs_everything:  # OctoPrint's SYSTEM: the list as OctoPrint shows it
+            body = self.state.catalogue.rendered(self.state.proxies.base_url(request))
+            return Response(body, media_type=JSON)
+        return json_response({source: self._specs(request, grant, source) for source in SOURCES})
 
     async def list_source(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
+        grant = await self._lister(request)
         source = request.path_params["source"]
-        if source not in SOURCES:
-            raise NotFound(f"Unknown source: {source}")
-        body = self.state.catalogue.rendered(self.state.proxies.base_url(request), source)
-        return Response(body, media_type=JSON)
+        if source not in SOURCES:  # told only to who may read the whole menu
+            raise NotFound(f"Unknown source: {source}") if grant.reads_all else Forbidden(FORBIDDEN)
+        if grant.runs_everything:
+            body = self.state.catalogue.rendered(self.state.proxies.base_url(request), source)
+            return Response(body, media_type=JSON)
+        specs = self._specs(request, grant, source)
+        if not specs and not grant.reads_all:  # a list it has nothing in stays 403, as in OctoPrint
+            raise Forbidden(FORBIDDEN)
+        return json_response(specs)
 
     async def execute(self, request: Request) -> Response:
-        identity = await self.state.require(request, "SYSTEM")
+        identity, grant = await self.state.caller(request)
         source, action = request.path_params["source"], request.path_params["action"]
-        return await self._execute(request, identity, source, action)
+        return await self._execute(request, identity, grant, source, action)
 
     async def execute_legacy(self, request: Request) -> Response:
         """Deprecated ``POST /api/system``: runs the custom action named by ``action``
         in a JSON body, a form body or the query string, as OctoPrint does."""
-        identity = await self.state.require(request, "SYSTEM")
+        identity, grant = await self.state.caller(request)
+        if not grant.can(SYSTEM) and not grant.may_run_any(self.state.catalogue.all_specs()):
+            raise Forbidden(FORBIDDEN)
         action = _legacy_action(await request.body(), request)
-        return await self._execute(request, identity, "custom", action)
+        return await self._execute(request, identity, grant, "custom", action)
 
-    async def _execute(self, request: Request, identity: Identity, source: str, action: str) -> Response:
+    async def _execute(
+        self, request: Request, identity: Identity, grant: Grant, source: str, action: str
+    ) -> Response:
+        # Who may not run this is refused before anything about the command is told;
+        # SYSTEM learns what OctoPrint tells it (400 for a divider, 404 for no such command).
+        if not grant.may_run(source, action) and not grant.can(SYSTEM):
+            raise Forbidden(FORBIDDEN)
         if action == DIVIDER:  # whatever the source, as OctoPrint answers
             raise BadRequest("Dividers cannot be executed")
         spec = self.state.catalogue.get(source, action) if source in SOURCES else None
         if spec is None:
             raise NotFound(f"Command {source}:{action} not found")
+        if not grant.may_run(source, action):  # SYSTEM, but a deny names the caller
+            raise Forbidden(FORBIDDEN)
         if spec.fresh_credentials and not identity.fresh:
             raise Forbidden(STALE_CREDENTIALS)
         body = await request.body()  # without arguments: accepted in any form and unused

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from . import handover
 from .api import SystemApi
 from .appkeys_api import AppKeysApi
+from .audit_api import AuditApi
 from .config import Config
 from .formkey import FormKey
 from .health import Health
@@ -27,6 +28,7 @@ from .middleware import FastCommandList, RequestGuard
 from .octoprint_compat import OctoPrintCompat
 from .reload import ConfigWatcher
 from .responses import EXCEPTION_HANDLERS
+from .retention import prune_forever
 from .runs_api import RunsApi
 from .state import State
 from .store import Store
@@ -40,6 +42,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     state = State(config, store)
     system = SystemApi(state)
     runs = RunsApi(state)
+    audit = AuditApi(state)
     web = WebUi(state)
     appkeys = AppKeysApi(state)
     health = Health(state.store.db.path, lambda: state.config_state.error, state.monitor)
@@ -70,9 +73,15 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         interval = config.sysmenu.reload_interval
         if interval > 0 and os.path.isfile(config.source):
             watcher = asyncio.create_task(ConfigWatcher(state, config.source, interval).watch())
+        pruner = asyncio.create_task(
+            prune_forever(
+                state.store.db.path, lambda: (state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit)
+            )
+        )
         try:
             yield
         finally:
+            pruner.cancel()
             if watcher is not None:
                 watcher.cancel()
             await state.runner.close()
@@ -88,6 +97,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         Route("/api/system/commands/{source}", system.list_source, methods=["GET"]),
         Route("/api/system/commands/{source}/{action}", system.execute, methods=["POST"]),
         *runs.routes(),
+        *audit.routes(),
         *web.routes(),
         *OctoPrintCompat(state).routes(),
         *appkeys.routes(),

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from .access import FULL, Scope
 from .accounts import Accounts
 from .errors import TooManyRequests
 from .models import Session, User, Who
@@ -36,6 +37,7 @@ class Identity:
     user: User
     method: str  # "apikey", "session"
     session: Session | None = None
+    scope: Scope = FULL  # a key's narrowing of what its user may do
 
     def who(self, client: str | None) -> Who:
         return Who(self.user.name, self.method, client)
@@ -135,15 +137,15 @@ async def identify(
             session = await sessions.db.run(sessions.get, token)
         return Identity(session.user, "session", session) if session else None
     refuse_if_limited(limiter, client, "attempts")
-    user = None
+    owner = None
     if len(key) <= MAX_KEY_LENGTH:
         if not accounts.keys_current():  # else the cache answers without the database thread
             await accounts.db.run(accounts.load_keys)
-        user = accounts.cached_user_for_key(key)
-    if user is None:
+        owner = accounts.cached_key_owner(key)
+    if owner is None:
         limiter.fail(client)
         return None
-    return Identity(user, "apikey")
+    return Identity(owner[0], "apikey", scope=owner[1])
 
 
 class Proxies:

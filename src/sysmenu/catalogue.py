@@ -195,6 +195,28 @@ class Catalogue:
     def get(self, source: str, action: str) -> CommandSpec | None:
         return self._index.get((source, action))
 
+    def all_specs(self) -> list[CommandSpec]:
+        return [spec for source in SOURCES for spec in self.specs[source]]
+
+    def diff(self, new: Catalogue, rules: tuple[Any, Any] = (None, None)) -> dict[str, list[str]]:
+        """What changes from this catalogue to `new`: commands (``source:action``) added,
+        removed and changed (any field, or their access rule: `rules` is the old and the
+        new ``{(source, action): Rule}``), for the audit log. Empty lists are left out."""
+        old_rules, new_rules = rules[0] or {}, rules[1] or {}
+        before = {k: v for k, v in self._index.items() if v.action != DIVIDER}
+        after = {k: v for k, v in new._index.items() if v.action != DIVIDER}
+        changed = [
+            k
+            for k in before.keys() & after.keys()
+            if before[k] != after[k] or old_rules.get(k) != new_rules.get(k)
+        ]
+        found = {
+            "added": sorted(f"{s}:{a}" for s, a in after.keys() - before.keys()),
+            "removed": sorted(f"{s}:{a}" for s, a in before.keys() - after.keys()),
+            "changed": sorted(f"{s}:{a}" for s, a in changed),
+        }
+        return {k: v for k, v in found.items() if v}
+
     def client_specs(self, base_url: str, source: str | None = None) -> Any:
         """The API's list: all sources as an object, or one source as a list."""
         if source is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import access
 from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
@@ -167,6 +168,34 @@ def _argv(value: Any) -> ArgvTemplate:
     return ArgvTemplate(tuple(elements))
 
 
+def _checked(check: Callable[[Any], Any]) -> Check:
+    """A checker from a function that raises ValueError (the access and retention rules)."""
+
+    def wrapped(value: Any) -> Any:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long history is kept: the newest `count` entries, none older than `days` (None: no limit)."""
+
+    days: float | None
+    count: int | None
+
+
+def _retention(value: Any) -> Retention:
+    if not isinstance(value, dict) or not value or set(value) - {"days", "count"}:
+        raise _Invalid("Input should be a mapping with days and/or count")
+    days = _optional(_number(gt=0))(value.get("days"))
+    count = _optional(_number(integer=True, ge=1))(value.get("count"))
+    return Retention(days, count)
+
+
 def _confirm(value: Any) -> str | None:
     # OctoPrint configs write `confirm: false` to mean "no confirmation".
     if value is False or value is None:
@@ -205,6 +234,8 @@ class Action:
     fresh_credentials: bool = False
     arguments: tuple[ArgumentSpec, ...] = ()
     argv: ArgvTemplate | None = None
+    allow: tuple[str, ...] = ()  # users or groups who may run it without SYSTEM
+    deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
 
 
 @dataclass(frozen=True)
@@ -234,6 +265,10 @@ class Settings:
     log_format: str = "text"
     access_log: bool = False
     metrics_open: bool = False
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    core_access: dict[str, access.Rule] = field(default_factory=dict)
+    keep_runs: Retention = Retention(days=90, count=2000)
+    keep_audit: Retention = Retention(days=365, count=50000)
     strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
 
 
@@ -247,6 +282,24 @@ class Config:
     # entry without `action`, an action id no URL can reach): one line each, naming file,
     # line and key. Logged, shown by check-config and /api/status; errors with `strict`.
     warnings: tuple[str, ...] = ()
+    # where each allow/deny is written ("custom:backup:deny" -> "config.yaml, line 12"),
+    # so that a rule naming nobody is reported at its line
+    rule_lines: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def access_rules(self) -> dict[tuple[str, str], access.Rule]:
+        """Every command's allow/deny: core ones from ``sysmenu.core_access``, custom ones
+        from their entries (the last definition of an action, as the catalogue)."""
+        rules = {("core", action): rule for action, rule in self.sysmenu.core_access.items()}
+        for entry in self.system.actions:
+            if entry.action != "divider":
+                rules[("custom", entry.action)] = access.Rule(frozenset(entry.allow), frozenset(entry.deny))
+        return rules
+
+    def rule_line(self, source: str, action: str, name: str) -> str:
+        """Where `name` is written in the rule of `source:action` (file and line)."""
+        rule = self.access_rules().get((source, action))
+        key = "allow" if rule is not None and name in rule.allow else "deny"
+        return self.rule_lines.get(f"{source}:{action}:{key}", self.source)
 
     def data_dir(self) -> Path:
         """Where state lives: the configured dir, else the per-user data dir."""
@@ -282,6 +335,8 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "fresh_credentials": ("fresh_credentials", _bool),
     "arguments": ("arguments", _arguments),
     "argv": ("argv", _argv),
+    "allow": ("allow", _checked(access.check_names)),
+    "deny": ("deny", _checked(access.check_names)),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "host": ("host", _string(1)),
@@ -302,6 +357,10 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "log_format": ("log_format", _choice(*LOG_FORMATS)),
     "access_log": ("access_log", _bool),
     "metrics_open": ("metrics_open", _bool),
+    "groups": ("groups", _checked(access.check_groups)),
+    "core_access": ("core_access", _checked(access.check_core_access)),
+    "keep_runs": ("keep_runs", _retention),
+    "keep_audit": ("keep_audit", _retention),
     "strict": ("strict", _bool),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
@@ -519,7 +578,38 @@ def parse(text: str, source: str = "<string>") -> Config:
     warnings = _describe(validator.warnings, data, tree, source).splitlines() if validator.warnings else []
     if warnings and config.sysmenu.strict:
         raise ConfigError("\n".join([*warnings, "(sysmenu.strict is on: these warnings are errors)"]))
-    return replace(config, source=source, warnings=tuple(warnings))
+    return replace(
+        config, source=source, warnings=tuple(warnings), rule_lines=_rule_lines(config, tree, source)
+    )
+
+
+def _rule_lines(config: Config, tree: Any, source: str) -> dict[str, str]:
+    """Where each command's ``allow`` and ``deny`` are written (see `Config.rule_lines`)."""
+    places: dict[str, tuple[int | str, ...]] = {}
+    for action in config.sysmenu.core_access:
+        for key in ("allow", "deny"):
+            places[f"core:{action}:{key}"] = ("sysmenu", "core_access", action, key)
+    for index, entry in enumerate(config.system.actions):
+        for key in ("allow", "deny"):
+            places[f"custom:{entry.action}:{key}"] = ("system", "actions", index, key)
+    lines = {}
+    for name, loc in places.items():
+        line = _line_of(tree, loc)
+        lines[name] = f"{source}, line {line}" if line else source
+    return lines
+
+
+def check_access(config: Config, users: list[str], stored_groups: list[str]) -> None:
+    """Every name in an ``allow`` or ``deny`` is a known user or group (built-in, from
+    ``sysmenu.groups`` or the database); else `ConfigError` naming file, line and name."""
+    known = {*users, *stored_groups, *access.BUILTIN_GROUPS, *config.sysmenu.groups}
+    problems = [
+        f"{config.rule_line(source, action, name)}: {source}:{action}: unknown user or group {name!r} "
+        f"(known: {', '.join(sorted(known))})"
+        for source, action, name in access.unknown_names(config.access_rules(), known)
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

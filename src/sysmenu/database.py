@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     prefix TEXT NOT NULL,
     digest TEXT NOT NULL,
     created REAL NOT NULL,
-    revoked REAL
+    revoked REAL,
+    scope TEXT
 );
 CREATE INDEX IF NOT EXISTS api_keys_prefix ON api_keys(prefix);
 CREATE TABLE IF NOT EXISTS runs (
@@ -105,7 +106,9 @@ CREATE TABLE IF NOT EXISTS audit (
     user TEXT,
     auth TEXT,
     client TEXT,
-    detail TEXT NOT NULL DEFAULT '{}'
+    detail TEXT NOT NULL DEFAULT '{}',
+    prev TEXT,
+    hash TEXT
 );
 """
 _TABLES = {"users", "api_keys", "runs", "audit", "groups", "sessions"}
@@ -114,6 +117,7 @@ _TABLES = {"users", "api_keys", "runs", "audit", "groups", "sessions"}
 _ADDED_COLUMNS = (
     ("runs", "arguments", "TEXT"),
     ("runs", "arguments_digest", "TEXT"),
+    ("api_keys", "scope", "TEXT"),
 )
 
 

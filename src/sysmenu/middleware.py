@@ -164,8 +164,12 @@ class FastCommandList:
         accounts = state.store.accounts
         if not accounts.keys_current():
             return None  # the full app loads the keys on the database thread
-        user = accounts.cached_user_for_key(key.decode("latin-1"))
-        if user is None or not user.can("SYSTEM"):
+        owner = accounts.cached_key_owner(key.decode("latin-1"))
+        # only OctoPrint's plain SYSTEM (no scope, no deny naming the caller) sees the whole list
+        if (
+            owner is None
+            or not state.grant(auth.Identity(owner[0], "apikey", scope=owner[1])).runs_everything
+        ):
             return None
         base_url = f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}/"
         return state.catalogue.rendered(base_url, self.PATHS[scope["path"]])

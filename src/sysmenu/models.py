@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Group name -> the permissions it grants: the one place group names are declared.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "admins": ("ADMIN", "SYSTEM"),
-    "users": (),
-}
-PERMISSIONS = ("ADMIN", "SYSTEM")
+from .access import BUILTIN_GROUPS, PERMISSIONS
+
+__all__ = ["GROUPS", "PERMISSIONS", "RUN_STATES", "ApiKey", "RunRecord", "Session", "User", "Who"]
+
+# The built-in groups, as the database holds them (declared in access.py).
+GROUPS: dict[str, tuple[str, ...]] = {name: tuple(sorted(p)) for name, p in BUILTIN_GROUPS.items()}
 RUN_STATES = ("running", "ok", "failed", "timeout", "killed", "interrupted")
 
 
@@ -44,6 +44,7 @@ class ApiKey:
     prefix: str
     created: float
     revoked: float | None
+    scope: str | None = None  # None: all its user may do; "read"; "only:source:action,..."
 
 
 @dataclass(frozen=True, slots=True)

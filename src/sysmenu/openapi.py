@@ -19,6 +19,19 @@ _SOURCE = {
     "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
 }
 _MAX_ID = 2**63 - 1
+_TIME = "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, now, or an age like 90s, 15m, 2h, 7d, 1w"
+_TIME_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "enum": ["now", "today", "yesterday"]},
+        {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,3})?[smhdw]$"},
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ]
+}
+_SINCE_UNTIL = [
+    {"name": "since", "in": "query", "description": f"At or after: {_TIME}", "schema": _TIME_SCHEMA},
+    {"name": "until", "in": "query", "description": f"Before: {_TIME}", "schema": _TIME_SCHEMA},
+]
 _RUN_ID = {
     "name": "run_id",
     "in": "path",
@@ -120,6 +133,16 @@ def openapi_document() -> dict[str, Any]:
             "permissions": {"type": "array", "items": {"type": "string"}},
             "csrf_token": {"type": "string"},
             "fresh_until": {"type": "number"},
+            "may": {
+                "type": "object",
+                "description": "What the page may offer: commands to run, history, kill any run, audit",
+                "properties": {
+                    "run": {"type": "array", "items": {"type": "string"}},
+                    "history": {"type": "boolean"},
+                    "kill_any": {"type": "boolean"},
+                    "audit": {"type": "boolean"},
+                },
+            },
         },
     }
     return {
@@ -253,6 +276,7 @@ def openapi_document() -> dict[str, Any]:
                                 "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
                             },
                         },
+                        *_SINCE_UNTIL,
                         {
                             "name": "before",
                             "in": "query",
@@ -271,6 +295,52 @@ def openapi_document() -> dict[str, Any]:
                                 "required": ["runs"],
                                 "properties": {
                                     "runs": {"type": "array", "items": run},
+                                    "next": {"type": "string"},
+                                },
+                            },
+                            "A page",
+                        ),
+                        "400": _ERROR,
+                        **denied,
+                    },
+                }
+            },
+            "/api/audit": {
+                "get": {
+                    "summary": "The audit log, newest first (admins only)",
+                    "parameters": [
+                        *_SINCE_UNTIL,
+                        {"name": "user", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "event",
+                            "in": "query",
+                            "description": "One event or several, comma-separated",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["entries"],
+                                "properties": {
+                                    "entries": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["id", "ts", "event", "detail", "hash"],
+                                        },
+                                    },
                                     "next": {"type": "string"},
                                 },
                             },

@@ -15,7 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from .audit import NOBODY
-from .config import load
+from .catalogue import Catalogue
+from .config import Config, load
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,19 +47,28 @@ class ConfigWatcher:
             return False
         self._seen = signature
         state = self.state.config_state
+        config = None
         try:
             config = load(self.path)
+            await self.state.store.db.run(self.state.check_access, config)
         except ConfigError as exc:
             state.error, state.error_at = str(exc), time.time()
             log.error("config change not applied, the last good config stays in force:\n%s", exc)
-            await self._audit("config-rejected", error=str(exc))
+            diff = self._diff(config) if config is not None else {}
+            await self._audit("config-rejected", error=str(exc), **diff)
             return True
+        diff = self._diff(config)
         self.state.apply(config)
         state.error = state.error_at = None
         state.loaded = time.time()
         log.info("config reloaded from %s", self.path)
-        await self._audit("config-reloaded", source=self.path)
+        await self._audit("config-reloaded", source=self.path, **diff)
         return True
+
+    def _diff(self, config: Config) -> dict[str, list[str]]:
+        """The commands `config` adds, removes and changes (their access rules included)."""
+        rules = (self.state.config.access_rules(), config.access_rules())
+        return self.state.catalogue.diff(Catalogue(config), rules)
 
     async def _audit(self, event: str, **detail: object) -> None:
         store = self.state.store

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from .database import Database
@@ -116,17 +117,26 @@ class RunLog:
         state: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        since: float | None = None,
+        until: float | None = None,
+        only: Iterable[tuple[str, str]] | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, without their output; page with `before` (an id)."""
+        """Runs newest first, without their output; page with `before` (an id). `since`
+        and `until` bound the start time; `only` keeps runs of those (source, action)."""
         where: list[str] = []
-        args: list[str | int] = []
+        args: list[str | int | float] = []
         for column, value in (("source", source), ("action", action), ("state", state)):
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
-        if before is not None:
-            where.append("id<?")
-            args.append(before)
+        for condition, bound in (("id<?", before), ("started>=?", since), ("started<?", until)):
+            if bound is not None:
+                where.append(condition)
+                args.append(bound)
+        if only is not None:
+            pairs = sorted(set(only))
+            where.append("(" + (" OR ".join("(source=? AND action=?)" for _ in pairs) or "0") + ")")
+            args.extend(x for pair in pairs for x in pair)
         sql = f"SELECT {_LISTED} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)

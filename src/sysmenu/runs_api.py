@@ -12,9 +12,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
-from .errors import BadRequest, Conflict, NotFound, SysmenuError
+from .access import READ, Grant
+from .auth import FORBIDDEN, Identity
+from .errors import BadRequest, Conflict, Forbidden, NotFound, SysmenuError
 from .models import RUN_STATES, RunRecord
 from .openapi import described, openapi_document
+from .params import int_param, time_param
 from .responses import JSON, json_response
 from .runner import Run
 from .verdicts import Verdicts
@@ -25,19 +28,6 @@ if TYPE_CHECKING:
 MAX_PAGE = 200
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no run
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies keep the stream open
-
-
-def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
-    return value
 
 
 def _sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -77,8 +67,11 @@ class RunsApi:
     async def status(self, request: Request) -> Response:
         """sysmenu's own state: version, the config in force (and a rejected change), runs, and
         whether each command can run here (`sysmenu doctor`'s verdict, as the server's user)."""
-        await self.state.require(request, "SYSTEM")
+        _, grant = await self.state.caller(request)
+        if not grant.can(READ):
+            raise Forbidden(FORBIDDEN)
         state = self.state.config_state
+        verdicts = await self.verdicts.get(self.state.catalogue)
         return json_response(
             {
                 "version": __version__,
@@ -90,7 +83,7 @@ class RunsApi:
                     "warnings": list(self.state.config.warnings),
                 },
                 "running": sorted(self.state.runner.running),
-                "commands": await self.verdicts.get(self.state.catalogue),
+                "commands": [v for v in verdicts if grant.may_see(v["source"], v["action"])],
             }
         )
 
@@ -107,14 +100,32 @@ class RunsApi:
             raise NotFound(f"No run {run_id}")
         return record
 
+    async def _reader(self, request: Request) -> tuple[Identity, Grant]:
+        """The caller if it may read some runs (all, or those of commands it may see)."""
+        identity, grant = await self.state.caller(request)
+        if not grant.sees_anything(self.state.catalogue.all_specs()):
+            raise Forbidden(FORBIDDEN)
+        return identity, grant
+
+    async def _readable(self, grant: Grant, run_id: int) -> RunRecord:
+        """Run `run_id` if `grant` may read it (403 before 404 for who may read none: `_reader`)."""
+        run = await self._run(run_id)
+        if not grant.may_read_run(run.source, run.action):
+            raise Forbidden(FORBIDDEN)
+        return run
+
     async def list_runs(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
+        _, grant = await self._reader(request)
+        only = None
+        if not grant.reads_all:
+            specs = self.state.catalogue.all_specs()
+            only = [(s.source, s.action) for s in specs if grant.may_read_run(s.source, s.action)]
         params = request.query_params
         state = params.get("state")
         if state is not None and state not in RUN_STATES:
             raise BadRequest(f"state must be one of {', '.join(RUN_STATES)}, got {state!r}")
-        limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-        before = _int_param(request, "before", None, 1, MAX_ID)
+        limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+        before = int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
         store = self.state.store
         records = await store.db.run(
@@ -124,6 +135,9 @@ class RunsApi:
             state=state,
             before=before,
             limit=limit,
+            since=time_param(request, "since"),
+            until=time_param(request, "until"),
+            only=only,
         )
         running = self.state.runner.running
         runs = [(running[r.id].record(output=False) if r.id in running else r).public() for r in records]
@@ -134,15 +148,17 @@ class RunsApi:
         return json_response(page)
 
     async def get_run(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
-        return json_response((await self._run(request.path_params["run_id"])).public())
+        _, grant = await self._reader(request)
+        return json_response((await self._readable(grant, request.path_params["run_id"])).public())
 
     async def kill_run(self, request: Request) -> Response:
-        identity = await self.state.require(request, "SYSTEM")
+        identity, grant = await self._reader(request)
         run_id = request.path_params["run_id"]
+        run = await self._readable(grant, run_id)
+        if not grant.may_kill(run.source, run.action):
+            raise Forbidden(FORBIDDEN)
         live = self.state.runner.running.get(run_id)
         if live is None:
-            await self._run(run_id)  # 404 for an unknown run
             raise Conflict(f"Run {run_id} is not running")
         live.kill()
         who = identity.who(self.state.proxies.client(request))
@@ -151,9 +167,9 @@ class RunsApi:
         return json_response({"id": run_id, "state": "killing"}, 202)
 
     async def events(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
+        _, grant = await self._reader(request)
         run_id = request.path_params["run_id"]
-        run = await self._run(run_id)
+        run = await self._readable(grant, run_id)
         live = self.state.runner.running.get(run_id)
         return StreamingResponse(
             self._stream(run, live),

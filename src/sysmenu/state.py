@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from . import auth
+from .access import Grant, Policy
 from .catalogue import Catalogue
-from .config import Config, replace
+from .config import Config, check_access, replace
 from .errors import Forbidden
 from .health import LoopMonitor
 from .metrics import Metrics
@@ -57,6 +58,7 @@ class State:
         settings = replace(config.sysmenu, **fixed)
         self.config = replace(config, sysmenu=settings)
         self.catalogue = Catalogue(self.config)
+        self.policy = Policy(settings.groups, self.config.access_rules())
         self.runner.configure(settings)
         self.proxies = auth.Proxies(settings.trusted_proxies)
         limit, window = settings.key_failure_limit, settings.key_failure_window
@@ -94,9 +96,26 @@ class State:
     def session_cookie(self, request: Request) -> str:
         return auth.SESSION_COOKIE + auth.cookie_suffix(self.proxies.base_url(request))
 
-    async def require(self, request: Request, permission: str) -> auth.Identity:
-        """The caller's identity if it holds `permission`; else 403."""
+    def grant(self, identity: auth.Identity) -> Grant:
+        """What `identity` may do under the rules in force: its groups' permissions (as
+        built in, in ``sysmenu.groups`` or in the database), narrowed by a key's scope."""
+        user = identity.user
+        return self.policy.grant(user.name, user.groups, identity.scope, user.permissions)
+
+    async def caller(self, request: Request) -> tuple[auth.Identity, Grant]:
+        """The caller's identity (else 403) and what it may do."""
         identity = await self.identify_any(request)
-        if not identity.user.can(permission):
+        return identity, self.grant(identity)
+
+    async def require(self, request: Request, permission: str) -> auth.Identity:
+        """The caller's identity if it holds `permission` (ADMIN, SYSTEM, READ); else 403."""
+        identity, grant = await self.caller(request)
+        if not grant.can(permission):
             raise Forbidden(auth.FORBIDDEN)
         return identity
+
+    def check_access(self, config: Config) -> None:
+        """ConfigError when a rule of `config` names no known user or group (SQL: call it
+        on the database thread)."""
+        accounts = self.store.accounts
+        check_access(config, [u.name for u in accounts.list_users()], list(accounts.list_groups()))

@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import auth
+from .access import SYSTEM, Grant
+from .catalogue import CommandSpec
 from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
 from .models import Session, User, Who
 from .octoprint_compat import user_record
@@ -78,8 +80,20 @@ def _decoy_hash() -> str:
     return hash_password("not a password of anyone")
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {"name": user.name, "groups": list(user.groups), "permissions": sorted(user.permissions)}
+def user_json(user: User, grant: Grant, specs: list[CommandSpec]) -> dict[str, Any]:
+    """The user, and what the page may offer them: the commands they may run, whether they
+    read the history (all of it, or of what they may run), kill any run, read the audit log."""
+    return {
+        "name": user.name,
+        "groups": list(user.groups),
+        "permissions": sorted(grant.permissions),
+        "may": {
+            "run": grant.runnable(specs),
+            "history": grant.sees_anything(specs),
+            "kill_any": grant.can(SYSTEM),
+            "audit": grant.may_audit,
+        },
+    }
 
 
 class WebUi:
@@ -105,8 +119,11 @@ class WebUi:
             raise NotFound("Not Found")
         return asset.response(request)
 
+    def _user_json(self, identity: auth.Identity) -> dict[str, Any]:
+        return user_json(identity.user, self.state.grant(identity), self.state.catalogue.all_specs())
+
     def _session_json(self, session: Session) -> dict[str, Any]:
-        return user_json(session.user) | {
+        return self._user_json(auth.Identity(session.user, "session", session)) | {
             "csrf_token": session.csrf,
             "fresh_until": session.password_at + auth.FRESH_WINDOW,
         }
@@ -194,4 +211,4 @@ class WebUi:
             return json_response({"name": None, "groups": [], "permissions": []})
         if identity.session is not None:
             return json_response(self._session_json(identity.session))
-        return json_response(user_json(identity.user) | {"fresh_until": time.time() + auth.FRESH_WINDOW})
+        return json_response(self._user_json(identity) | {"fresh_until": time.time() + auth.FRESH_WINDOW})

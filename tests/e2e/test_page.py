@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.e2e.browser import chromium
-from tests.e2e.server import Server, running_server
+from tests.e2e.server import Server, running_server, sysmenu
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +47,12 @@ system:
       name: Broken
       command: no-such-program-xyz --now
     - action: divider
+sysmenu:
+  groups:
+    kiosks: []
+  core_access:
+    shutdown:
+      deny: [kiosks]
 """
 
 
@@ -89,8 +95,8 @@ def command(page: Page, name: str) -> Locator:
     return page.locator("#commands").get_by_role("button", name=name, exact=True)
 
 
-def log_in(page: Page, password: str = PASSWORD) -> None:
-    page.get_by_label("User name").fill("admin")
+def log_in(page: Page, password: str = PASSWORD, user: str = "admin") -> None:
+    page.get_by_label("User name").fill(user)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
 
@@ -328,3 +334,54 @@ def test_the_page_loads_nothing_from_elsewhere(context: BrowserContext, server: 
     expect(page.locator("#menu")).to_be_visible()
     assert requested
     assert all(url.startswith(server.url + "/") for url in requested), requested
+
+
+def test_viewer_sees_no_run_buttons(context: BrowserContext, server: Server) -> None:
+    sysmenu(
+        "user", "add", "viewer", "--group", "viewers", "--password", "viewer-pw",
+        data_dir=server.data_dir, config=server.config,
+    )  # fmt: skip
+    with server.client() as client:  # something in the history to read
+        r = client.post("/api/system/commands/custom/fail", headers={"Prefer": "respond-async"})
+        assert r.status_code == 202
+    page = context.new_page()
+    page.goto(server.url + "/")
+    log_in(page, "viewer-pw", "viewer")
+    expect(page.locator("#menu")).to_be_visible()
+    # the whole menu, read-only: every command shown, none with a button
+    expect(page.locator("#commands li.command")).to_have_count(5)
+    expect(page.locator("#commands li.command .readonly").first).to_have_text("Shutdown")
+    expect(page.locator("#commands button")).to_have_count(0)
+    expect(page.locator("#history")).to_be_visible()  # with its history
+    page.locator("#runs button").first.click()
+    expect(page.locator("#run-output")).to_contain_text("some output")
+    expect(page.locator("#kill")).to_be_hidden()
+    expect(page.locator("#audit")).to_be_hidden()
+
+
+def test_operator_denied_shutdown_has_no_shutdown(context: BrowserContext, server: Server) -> None:
+    sysmenu(
+        "user", "add", "kiosk", "--group", "operators", "--group", "kiosks", "--password", "kiosk-pw",
+        data_dir=server.data_dir, config=server.config,
+    )  # fmt: skip
+    page = context.new_page()
+    page.goto(server.url + "/")
+    log_in(page, "kiosk-pw", "kiosk")
+    expect(page.locator("#menu")).to_be_visible()
+    expect(page.locator("#commands button.run")).to_have_count(4)
+    names = page.locator("#commands button.run").all_inner_texts()
+    assert [n.strip() for n in names] == ["Touch a file", "Fail loudly", "Count slowly", "Broken"]
+    expect(page.locator("#commands")).not_to_contain_text("Shutdown")
+    expect(page.locator("#audit")).to_be_hidden()  # an operator is no admin
+
+
+def test_admin_reads_the_audit_log(menu: Page) -> None:
+    audit = menu.locator("#audit")
+    expect(audit).to_be_visible()
+    expect(audit.locator("#audit-rows tr").first).to_contain_text("login")
+    audit.get_by_label("Event").fill("user-added")
+    audit.get_by_role("button", name="Show").click()
+    expect(audit.locator("#audit-rows tr").last).to_contain_text("name=admin")
+    audit.get_by_label("Since").fill("not a time")
+    audit.get_by_role("button", name="Show").click()
+    expect(menu.locator("#audit-error")).to_contain_text("since")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime
 import re
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from benchmarks.activation import ACTIVATE, Activator
-from tests.e2e.server import SYSMENU, sysmenu
+from tests.e2e.server import STOP_TIMEOUT, SYSMENU, free_port, sysmenu
 
 pytestmark = [
     pytest.mark.e2e,
@@ -134,3 +136,28 @@ def test_watchdog_pings_while_serving(activator: tuple[Activator, str], notify: 
         assert client.get("/api/health").json() == {"status": "ok"}
         messages_until(notify, "READY=1")
         assert "WATCHDOG=1" in messages_until(notify, "WATCHDOG=1")
+
+
+def test_serves_on_every_socket_passed(tmp_path: Path) -> None:
+    """Two ListenStream= addresses (here two -l): one server answers on both."""
+    ports = [free_port(), free_port()]
+    data = tmp_path / "data"
+    sysmenu("user", "add", "admin", "--group", "admins", "--password", "-", data_dir=data)
+    key = sysmenu("key", "create", "admin", data_dir=data).strip()
+    listen = [f"--listen=127.0.0.1:{port}" for port in ports]
+    log = tmp_path / "server.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [ACTIVATE, *listen, SYSMENU, "--data-dir", str(data), "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for port in ports:
+            r = httpx.get(f"http://127.0.0.1:{port}/api/version", headers={"X-Api-Key": key}, timeout=30)
+            assert r.status_code == 200, log.read_text()
+        assert f"127.0.0.1:{ports[0]}, 127.0.0.1:{ports[1]}" in log.read_text()
+    finally:
+        process.terminate()
+        # uvicorn re-raises the SIGTERM it handled once stopped; systemd counts that as clean
+        assert process.wait(STOP_TIMEOUT) in (0, -signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""The ``sysmenu`` command: serve, check-config, list, user, key, run, runs, doctor, service.
+"""The ``sysmenu`` command: serve, check-config, list, user, key, group, run, runs, audit,
+doctor, service.
 
 This module only assembles the command groups of its submodules.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 from . import appkeys  # noqa: F401  (adds key requests/approve/deny to the key group)
 from .accounts import key, user
+from .audit import audit
+from .groups import group
 from .options import add_everywhere
 from .root import main
 from .runs import run_command, runs
 from .service import doctor, service
 
-for command in (user, key, run_command, runs, doctor, service):
+for command in (user, key, group, run_command, runs, audit, doctor, service):
     main.add_command(command)
 add_everywhere(main, skip=frozenset({"check-config"}))
 

@@ -1,4 +1,4 @@
-"""CLI commands about users and API keys: ``user ...``, ``key ...``."""
+"""CLI commands about users and API keys: ``user ...``, ``key ...``. Every change is audited."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import time
 
 import click
 
-from ..models import GROUPS
 from .context import Context, pass_ctx
 
 
@@ -23,8 +22,7 @@ def user() -> None:
     multiple=True,
     default=["users"],
     show_default=True,
-    type=click.Choice(list(GROUPS)),
-    help="Group(s): admins have SYSTEM.",
+    help="Group(s), repeatable: admins, operators (SYSTEM), viewers (READ), users, or a config/CLI group.",
 )
 @click.option("--password", help="Password (prompted for when not given; '-' for none).")
 @pass_ctx
@@ -41,8 +39,31 @@ def user_add(ctx: Context, name: str, groups: tuple[str, ...], password: str | N
     elif password != "-":
         _check_password(name, password)
     hashed = None if password == "-" else hash_password(password)
-    added = ctx.store.accounts.add_user(name, list(groups), hashed)
+    added = ctx.store.accounts.add_user(name, list(groups), hashed, ctx.config.sysmenu.groups)
+    ctx.store.audit.record("user-added", ctx.who, name=added.name, groups=list(added.groups))
     click.echo(f"added user {added.name} ({', '.join(added.groups)})")
+
+
+@user.command("groups")
+@click.argument("name")
+@click.option("--add", "add", multiple=True, metavar="GROUP", help="Put the user in GROUP (repeatable).")
+@click.option(
+    "--remove", "remove", multiple=True, metavar="GROUP", help="Take the user out of GROUP (repeatable)."
+)
+@pass_ctx
+def user_groups(ctx: Context, name: str, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+    """Show or change the groups of user NAME."""
+    accounts = ctx.store.accounts
+    if add or remove:
+        changed = accounts.set_groups(name, add, remove, ctx.config.sysmenu.groups)
+        groups = list(changed.groups)
+        ctx.store.audit.record(
+            "user-groups", ctx.who, name=name, added=list(add), removed=list(remove), groups=groups
+        )
+    found = accounts.get_user(name)
+    if found is None:
+        raise click.ClickException(f"no user {name!r}")
+    click.echo(f"{found.name}: {', '.join(found.groups) or '-'}")
 
 
 def _check_password(name: str, password: str) -> None:
@@ -78,15 +99,19 @@ def user_passwd(ctx: Context, name: str, password: str | None) -> None:
     else:
         _check_password(name, password)
     ctx.store.accounts.set_password(name, hash_password(password))
+    ctx.store.audit.record("password-set", ctx.who, name=name)
     click.echo(f"password of {name} set")
 
 
 @user.command("list")
 @pass_ctx
 def user_list(ctx: Context) -> None:
-    """List users, their groups and permissions."""
+    """List users, their groups and permissions (from built-in, config and CLI groups)."""
+    from ..access import Policy
+
+    policy = Policy(ctx.config.sysmenu.groups)
     for u in ctx.store.accounts.list_users():
-        perms = ",".join(sorted(u.permissions)) or "-"
+        perms = ",".join(sorted(policy.permissions(u.groups) | u.permissions)) or "-"
         click.echo(f"{u.name:20} groups={','.join(u.groups) or '-'}  permissions={perms}")
 
 
@@ -96,6 +121,7 @@ def user_list(ctx: Context) -> None:
 def user_remove(ctx: Context, name: str) -> None:
     """Remove user NAME and their keys."""
     ctx.store.accounts.remove_user(name)
+    ctx.store.audit.record("user-removed", ctx.who, name=name)
     click.echo(f"removed user {name}")
 
 
@@ -104,24 +130,58 @@ def key() -> None:
     """Manage API keys."""
 
 
+def _only(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    return None if value is None else value.split(",")
+
+
 @key.command("create")
 @click.argument("user_name", metavar="USER")
 @click.option("--name", default="default", show_default=True, help="A label for the key.")
+@click.option(
+    "--scope",
+    type=click.Choice(["full", "read"]),
+    default="full",
+    show_default=True,
+    help="read: the key lists commands and reads history, and runs nothing.",
+)
+@click.option(
+    "--only",
+    metavar="SOURCE:ACTION,...",
+    callback=_only,
+    help="The key may run just these commands (of those its user may run), e.g. custom:backup,custom:status.",
+)
 @pass_ctx
-def key_create(ctx: Context, user_name: str, name: str) -> None:
+def key_create(ctx: Context, user_name: str, name: str, scope: str, only: list[str] | None) -> None:
     """Create an API key for USER and print it (it is shown only once)."""
-    click.echo(ctx.store.accounts.create_key(user_name, name))
+    from ..access import Scope
+
+    try:
+        stored = Scope.text(scope == "read", only)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scope/--only") from None
+    key_text = ctx.store.accounts.create_key(user_name, name, stored)
+    described = Scope.parse(stored).describe()
+    ctx.store.audit.record(
+        "key-created", ctx.who, name=user_name, key=name, prefix=key_text[:8], scope=described
+    )
+    click.echo(key_text)
 
 
 @key.command("list")
 @click.argument("user_name", metavar="[USER]", required=False)
 @pass_ctx
 def key_list(ctx: Context, user_name: str | None) -> None:
-    """List API keys (their prefixes; keys themselves are not stored)."""
+    """List API keys with their scope (their prefixes; keys themselves are not stored)."""
+    from ..access import Scope
+
     for k in ctx.store.accounts.list_keys(user_name):
         state = "revoked" if k.revoked else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
-        click.echo(f"{k.id:4}  {k.prefix}…  {k.user:16} {k.name:16} {created}  {state}")
+        try:
+            scope = Scope.parse(k.scope).describe()
+        except ValueError:
+            scope = f"unknown ({k.scope})"
+        click.echo(f"{k.id:4}  {k.prefix}…  {k.user:16} {k.name:16} {created}  {state:7}  {scope}")
 
 
 class _DashedArgument(click.Command):
@@ -151,4 +211,5 @@ def key_revoke(ctx: Context, ident: str) -> None:
             "(see `sysmenu key list`)"
         )
     count = ctx.store.accounts.revoke_key(ident)
+    ctx.store.audit.record("key-revoked", ctx.who, key=ident, count=count)
     click.echo(f"revoked {count} key(s)")

@@ -8,6 +8,7 @@ import click
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..models import Who
     from ..store import Store
 
 CONFIG_ENV = "SYSMENU_CONFIG"
@@ -41,6 +42,15 @@ class Context:
 
             self._store = Store(self.config.data_dir() / "sysmenu.db")
         return self._store
+
+    @property
+    def who(self) -> Who:
+        """Who acts from the command line, for the audit log: the local account."""
+        import getpass
+
+        from ..models import Who
+
+        return Who(getpass.getuser(), "cli", "local")
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
 import click
 
 from .. import __version__
 from .context import CONFIG_ENV, Context, Group, pass_ctx
-
-if TYPE_CHECKING:
-    from ..store import Store
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,6 +55,7 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
     sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
     from .. import logs, systemd
     from ..app import create_app
+    from ..config import check_access
     from ..server import run_server
 
     config = ctx.config
@@ -83,7 +80,8 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
             raise click.ClickException(problem)
     store = ctx.store
     if store.accounts.count_users() == 0:
-        _first_start(store)
+        _first_start(ctx)
+    check_access(config, [u.name for u in store.accounts.list_users()], list(store.accounts.list_groups()))
     app = create_app(config, store)
     log.info("sysmenu %s: config %s, data in %s", __version__, config.source, config.data_dir())
     if sockets:
@@ -97,13 +95,16 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
     run_server(app, host, port, settings, sockets, idle or 0.0, notifier)
 
 
-def _first_start(store: Store) -> None:
+def _first_start(ctx: Context) -> None:
     """No users yet: create `admin` with a random password and an API key, and show them once."""
     from ..passwords import hash_password
 
+    store = ctx.store
     password = secrets.token_urlsafe(12)
     store.accounts.add_user("admin", ["admins"], hash_password(password))
+    store.audit.record("user-added", ctx.who, name="admin", groups=["admins"])
     key = store.accounts.create_key("admin", "first start")
+    store.audit.record("key-created", ctx.who, name="admin", key="first start", prefix=key[:8], scope="full")
     click.echo("First start: created user 'admin' (group admins).")
     click.echo(f"  password: {password}")
     click.echo(f"  API key:  {key}")
@@ -112,13 +113,28 @@ def _first_start(store: Store) -> None:
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check_config(file: str) -> None:
-    """Validate FILE without starting anything."""
+@pass_ctx
+def check_config(ctx: Context, file: str) -> None:
+    """Validate FILE without starting anything (its allow/deny names too, against the
+    users and groups of the database when there is one)."""
+    from pathlib import Path
+
     from ..catalogue import Catalogue
-    from ..config import load
+    from ..config import check_access, load
+    from ..store import Store
 
     config = load(file)
     catalogue = Catalogue(config)
+    database = (Path(ctx.data_dir) if ctx.data_dir else config.data_dir()) / "sysmenu.db"
+    if database.is_file():
+        store = Store(database)
+        try:
+            users = [u.name for u in store.accounts.list_users()]
+            check_access(config, users, list(store.accounts.list_groups()))
+        finally:
+            store.close()
+    elif config.access_rules():
+        click.echo(f"(no database at {database}: names in allow/deny not checked against users)")
     counts = ", ".join(f"{len(specs)} {source}" for source, specs in catalogue.specs.items())
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..models import RUN_STATES
 from .context import Context, pass_ctx
 
 if TYPE_CHECKING:
@@ -127,7 +128,10 @@ def run_command(ctx: Context, source: str, action: str, yes: bool, pairs: tuple[
 
     async def go() -> RunRecord:
         runner = Runner.from_settings(ctx.store.runs, settings)
-        run = await runner.start(spec, Who(getpass.getuser(), "cli", "local"), invocation=invocation)
+        who = Who(getpass.getuser(), "cli", "local")
+        run = await runner.start(spec, who, invocation=invocation)
+        shown = {"arguments": invocation.shown} if invocation.shown is not None else {}
+        ctx.store.audit.record("execute", who, source=source, action=action, run=run.id, **shown)
         history, queue = run.subscribe()
         for stream, text in history:
             (sys.stderr if stream == "stderr" else sys.stdout).write(text)
@@ -144,19 +148,63 @@ def run_command(ctx: Context, source: str, action: str, yes: bool, pairs: tuple[
     sys.exit(0 if result.state == "ok" or (spec.ignore and result.state == "failed") else 1)
 
 
+def parse_when(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """An option's point in time as `timefilter` reads it (ISO 8601, today, yesterday, 2h...)."""
+    from ..timefilter import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+WHEN_HELP = "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, or an age like 2h, 7d"
+
+
 @click.group("runs", invoke_without_command=True)
-@click.option("--source")
-@click.option("--action")
-@click.option("--state")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--source", help="Only runs of this source: core, custom or plugin.")
+@click.option("--action", help="Only runs of this action (the command's name in the URL).")
+@click.option(
+    "--state", type=click.Choice(RUN_STATES), help="Only runs in this state (ok includes ignored failures)."
+)
+@click.option(
+    "--since",
+    metavar="TIME",
+    callback=parse_when,
+    help=f"Only runs started at or after this time: {WHEN_HELP}.",
+)
+@click.option(
+    "--until",
+    metavar="TIME",
+    callback=parse_when,
+    help="Only runs started before this time (same forms as --since).",
+)
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many runs at most."
+)
 @click.pass_context
-def runs(cctx: click.Context, source: str | None, action: str | None, state: str | None, limit: int) -> None:
-    """List runs, newest first (or: runs show ID, runs follow ID)."""
+def runs(
+    cctx: click.Context,
+    source: str | None,
+    action: str | None,
+    state: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> None:
+    """List runs, newest first (or: runs show ID, runs follow ID).
+
+    "What ran yesterday?" is: sysmenu runs --since yesterday --until today
+    """
     if cctx.invoked_subcommand is not None:
         return
     ctx = cctx.obj
     assert ctx is not None
-    rows = ctx.store.runs.list(source=source, action=action, state=state, limit=limit)
+    rows = ctx.store.runs.list(
+        source=source, action=action, state=state, since=since, until=until, limit=limit
+    )
     for r in rows:
         duration = "-" if r.duration is None else f"{r.duration:.2f}s"
         click.echo(

@@ -7,7 +7,7 @@ const SOURCES = ["core", "plugin", "custom"];
 const OUTPUT_LIMIT = 256 * 1024; // characters of output kept on the page per run
 
 const state = {
-  user: null, // {name, csrf_token, ...}
+  user: null, // {name, csrf_token, may: {run: ["source:action", ...], history, kill_any, audit}, ...}
   commands: [], // client specs, in menu order
   running: new Map(), // "source/action" -> {id, started}
   shown: null, // id of the run in the output panel
@@ -106,7 +106,7 @@ function notice(text) {
 function showLogin(message) {
   state.user = null;
   closeStream();
-  $("menu").hidden = $("run").hidden = $("history").hidden = $("logout").hidden = true;
+  $("menu").hidden = $("run").hidden = $("history").hidden = $("logout").hidden = $("audit").hidden = true;
   $("who").textContent = "";
   $("login").hidden = false;
   $("login-error").textContent = message || "";
@@ -138,6 +138,14 @@ function key(spec) {
   return `${spec.source}/${spec.action}`;
 }
 
+function may(what) {
+  return !!(state.user && state.user.may && state.user.may[what]);
+}
+
+function mayRun(spec) {
+  return !!(state.user && state.user.may && state.user.may.run.includes(`${spec.source}:${spec.action}`));
+}
+
 function renderMenu() {
   const list = $("commands");
   list.replaceChildren();
@@ -151,15 +159,22 @@ function renderMenu() {
     }
     li.className = "command";
     li.dataset.key = key(spec);
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "run";
-    button.textContent = spec.name;
-    button.addEventListener("click", () => ask(spec));
+    let label;
+    if (mayRun(spec)) {
+      label = document.createElement("button");
+      label.type = "button";
+      label.className = "run";
+      label.addEventListener("click", () => ask(spec));
+    } else {
+      // seen, not run: a viewer reads the menu and its history
+      label = document.createElement("span");
+      label.className = "readonly";
+    }
+    label.textContent = spec.name;
     const status = document.createElement("span");
     status.className = "state";
     status.setAttribute("aria-live", "polite");
-    li.append(button, status);
+    li.append(label, status);
     list.append(li);
   }
   $("empty").hidden = state.commands.length > 0;
@@ -188,8 +203,9 @@ function showVerdicts() {
     warning.className = "warning";
     warning.id = `warning-${state.commands.indexOf(spec)}`;
     warning.textContent = `⚠ ${spec.name} will fail: ${verdict.why}${verdict.fix ? `. Fix: ${verdict.fix}` : ""}`;
-    li.querySelector("button.run").setAttribute("aria-describedby", warning.id);
-    li.querySelector("button.run").after(warning);
+    const label = li.firstElementChild; // the run button, or the name of a command one may only see
+    label.setAttribute("aria-describedby", warning.id);
+    label.after(warning);
   }
 }
 
@@ -208,7 +224,8 @@ function seconds(s) {
 function markRunning(k, run) {
   const li = commandItem(k);
   if (!li) return;
-  li.querySelector("button.run").disabled = true;
+  const button = li.querySelector("button.run");
+  if (button) button.disabled = true;
   li.setAttribute("aria-busy", "true");
   const status = li.querySelector(".state");
   status.className = "state";
@@ -218,7 +235,8 @@ function markRunning(k, run) {
 function markDone(k, run) {
   const li = commandItem(k);
   if (!li) return;
-  li.querySelector("button.run").disabled = false;
+  const button = li.querySelector("button.run");
+  if (button) button.disabled = false;
   li.removeAttribute("aria-busy");
   const status = li.querySelector(".state");
   const good = run.state === "ok";
@@ -228,7 +246,7 @@ function markDone(k, run) {
 
 function outcome(run) {
   switch (run.state) {
-    case "ok": return "✓ done";
+    case "ok": return run.returncode ? `✓ done (exit code ${run.returncode} ignored)` : "✓ done";
     case "running": return "running";
     case "timeout": return "✗ timed out";
     case "killed": return "✗ killed";
@@ -400,7 +418,8 @@ async function execute(spec, values) {
   // Starts a run and follows it; returns the error instead when it could not start.
   const k = key(spec);
   const li = commandItem(k);
-  if (li) li.querySelector("button.run").disabled = true;
+  const button = li && li.querySelector("button.run");
+  if (button) button.disabled = true;
   notice("");
   try {
     const path = `api/system/commands/${encodeURIComponent(spec.source)}/${encodeURIComponent(spec.action)}`;
@@ -412,7 +431,7 @@ async function execute(spec, values) {
     follow(run.id, spec.name, values);
     return null;
   } catch (error) {
-    if (li) li.querySelector("button.run").disabled = false;
+    if (button) button.disabled = false;
     return error;
   }
 }
@@ -453,6 +472,12 @@ function argumentsText(values) {
   return entries.map(([name, value]) => `${name} = ${JSON.stringify(value)}`).join(", ");
 }
 
+function mayKill(id) {
+  if (may("kill_any")) return true;
+  const run = [...state.running.values()].find((r) => r.id === id);
+  return !!run && state.user.may.run.includes(run.key.replace("/", ":"));
+}
+
 function follow(id, name, values) {
   closeStream();
   state.shown = id;
@@ -462,7 +487,7 @@ function follow(id, name, values) {
   $("run-state").className = "";
   $("run-state").textContent = "Starting…";
   $("run-output").replaceChildren();
-  $("kill").hidden = false;
+  $("kill").hidden = !mayKill(id);
   $("kill").disabled = false;
   const source = new EventSource(`api/runs/${id}/events`);
   state.stream = source;
@@ -628,6 +653,52 @@ $("appkey").addEventListener("close", () => {
   keyRequest = null;
 });
 
+// -- The audit log (admins) ------------------------------------------------------
+
+function auditDetail(entry) {
+  return Object.entries(entry.detail || {})
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
+async function loadAudit() {
+  const form = $("audit-filter");
+  const params = new URLSearchParams({ limit: "50" });
+  for (const name of ["since", "user", "event"]) {
+    const value = form.elements[name].value.trim();
+    if (value) params.set(name, value);
+  }
+  $("audit-error").textContent = "";
+  try {
+    const { data } = await api("GET", `api/audit?${params}`);
+    const body = $("audit-rows");
+    body.replaceChildren();
+    for (const entry of data.entries) {
+      const tr = document.createElement("tr");
+      const when = document.createElement("time");
+      when.dateTime = new Date(entry.ts * 1000).toISOString();
+      when.textContent = new Date(entry.ts * 1000).toLocaleString();
+      const cells = [when, entry.event, entry.user || "-", entry.client || "-", auditDetail(entry)];
+      for (const content of cells) {
+        const td = document.createElement("td");
+        td.append(content);
+        tr.append(td);
+      }
+      body.append(tr);
+    }
+    $("audit-empty").hidden = data.entries.length > 0;
+    $("audit").hidden = false;
+  } catch (error) {
+    $("audit").hidden = false;
+    $("audit-error").textContent = error.message;
+  }
+}
+
+$("audit-filter").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadAudit();
+});
+
 // -- Start --------------------------------------------------------------------
 
 async function refreshUser() {
@@ -640,22 +711,30 @@ async function loadMenu() {
   $("who").textContent = state.user.name;
   $("logout").hidden = false;
   try {
+    const noRuns = { data: { runs: [] } }; // a user who may read no run
     const [{ data: specs }, { data: running }] = await Promise.all([
       api("GET", "api/system/commands"),
-      api("GET", "api/runs?state=running&limit=100"),
+      api("GET", "api/runs?state=running&limit=100").catch((error) => {
+        if (error.status === 403) return noRuns;
+        throw error;
+      }),
     ]);
     state.commands = menuOrder(specs);
     state.running.clear();
-    for (const run of running.runs) state.running.set(`${run.source}/${run.action}`, { id: run.id, started: run.started });
+    for (const run of running.runs) {
+      const k = `${run.source}/${run.action}`;
+      state.running.set(k, { id: run.id, started: run.started, key: k });
+    }
     $("menu").hidden = false;
     renderMenu();
     const latest = running.runs[0];
     if (latest) follow(latest.id, latest.name);
     loadHistory();
     loadVerdicts();
+    if (may("audit")) loadAudit();
   } catch (error) {
     if (error.status === 403) {
-      notice("Your user may not run system commands.");
+      notice("Your user may not see or run any system command.");
     } else {
       notice(error.message);
     }
