@@ -37,6 +37,11 @@ log = logging.getLogger("sysmenu")
 def create_app(config: Config, store: Store | None = None) -> Starlette:
     """Build the ASGI app for `config` (and `store`, else the one in its data dir)."""
     state = State(config, store)
+    mqtt = None
+    if config.sysmenu.mqtt is not None:  # aiomqtt is imported only then (memory)
+        from .mqtt import MqttLink
+
+        mqtt = MqttLink(state, config.sysmenu.mqtt)
     system = SystemApi(state)
     runs = RunsApi(state)
     audit = AuditApi(state)
@@ -70,6 +75,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
                 state.store.db.path, lambda: (state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit)
             )
         )
+        if mqtt is not None:
+            mqtt.start()
         try:
             yield
         finally:
@@ -80,6 +87,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             state.monitor.stop()
             if data_dir is not None:
                 handover.save(data_dir, state.limiters())
+            if mqtt is not None:  # after the runs: their ends are published, then "offline"
+                await mqtt.stop()
 
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
@@ -98,6 +107,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.router.redirect_slashes = False
     app.state.sysmenu = state
     app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
+    app.state.mqtt = mqtt
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
     app.add_middleware(HttpMetrics, metrics=state.metrics)
     fast_routes = {
