@@ -81,6 +81,7 @@ def client(settings: MqttSettings) -> aiomqtt.Client:
         keepalive=settings.keepalive,
         timeout=10,
         tls_params=tls,
+        socket_options=topics.NO_DELAY,
     )
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger("sysmenu.mqtt")
 
 _UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK codes: 3.1.1's and v5's "unsupported protocol version"
 _FIRST_DELAY = 1.0
+_BATCH = 20  # messages in flight at once (paho's default limit of unacknowledged ones)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,7 @@ class MqttLink:
             keepalive=s.keepalive,
             timeout=10,
             tls_params=tls,
+            socket_options=topics.NO_DELAY,
             logger=logging.getLogger("sysmenu.mqtt.client"),
         )
 
@@ -220,14 +222,18 @@ class MqttLink:
         """Publish the outbox in order; an item leaves it only once the broker has it."""
         while True:
             while self.outbox:
-                item = self.outbox[0]
-                await client.publish(
-                    item.topic, item.payload, qos=1, retain=item.retain, properties=self._properties(item)
-                )
-                if self.outbox and self.outbox[0] is item:
-                    self.outbox.popleft()
+                # Sent back to back, in order, and acknowledged together: waiting for each
+                # PUBACK before the next send would cost a round trip per message.
+                batch = list(self.outbox)[:_BATCH]
+                await asyncio.gather(*(self._publish(client, item) for item in batch))
+                sent = {id(item) for item in batch}  # a newer retained state may have replaced one
+                self.outbox = deque(o for o in self.outbox if id(o) not in sent)
             self._wake.clear()
             await self._wake.wait()
+
+    async def _publish(self, client: aiomqtt.Client, item: Outgoing) -> None:
+        properties = self._properties(item)
+        await client.publish(item.topic, item.payload, qos=1, retain=item.retain, properties=properties)
 
     def _properties(self, item: Outgoing) -> Properties | None:
         if item.correlation is None or self.protocol != aiomqtt.ProtocolVersion.V5:

@@ -29,6 +29,9 @@ HA_SENDER = "homeassistant"  # the sender level of Home Assistant's button topic
 PRESS = "PRESS"
 OUTPUT_TAIL = 2000  # characters of output a result carries
 _TOPIC_UNSAFE = set("+#/\x00")
+# Small messages both ways (a request, its answer): Nagle's algorithm would hold each
+# one back for the peer's delayed ACK, tens of milliseconds.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 def exposed(spec: CommandSpec, settings: MqttSettings) -> bool:
