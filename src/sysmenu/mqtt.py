@@ -84,6 +84,8 @@ class MqttLink:
         self.dropped = 0  # messages the full outbox had to let go
         self.connected = asyncio.Event()
         self.connections = 0  # successful connections so far (tests and logs)
+        self.failed_attempts = 0  # attempts that did not connect
+        self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -114,33 +116,36 @@ class MqttLink:
 
     async def _keep_connected(self) -> None:
         delay = _FIRST_DELAY
-        failures = 0
+        failures = 0  # attempts in a row that ended without a connection
         while True:
+            before = self.connections
+            error: Exception | None = None
             try:
                 await self._session()
-                failures = 0
             except aiomqtt.MqttCodeError as exc:
                 if exc.rc in _UNSUPPORTED_PROTOCOL and self.protocol == aiomqtt.ProtocolVersion.V5:
                     log.info("the broker does not speak MQTT v5: using 3.1.1 (no request/response)")
                     self.protocol = aiomqtt.ProtocolVersion.V311
                     continue
-                failures += 1
-                self._report_failure(exc, failures, delay)
+                error = exc
             except (aiomqtt.MqttError, OSError) as exc:
-                failures += 1
-                self._report_failure(exc, failures, delay)
-            except Exception:  # a bug must not end the link for good
-                failures += 1
+                error = exc
+            except Exception as exc:  # a bug must not end the link for good
                 log.exception("MQTT link failed")
-            if self.connections and failures == 0:
-                delay = _FIRST_DELAY
+                error = exc
+            if self.connections > before:  # it was connected: the backoff starts over
+                delay, failures = _FIRST_DELAY, 0
+            else:
+                failures += 1
+                self.failed_attempts += 1
+            self.last_error = str(error or "disconnected")
+            level = (
+                logging.WARNING if failures <= 1 or delay >= self.settings.reconnect_max else logging.DEBUG
+            )
+            where = f"{self.settings.host}:{self.settings.port}"
+            log.log(level, "MQTT broker %s: %s (retrying in about %.0f s)", where, self.last_error, delay)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.settings.reconnect_max)
-
-    def _report_failure(self, exc: Exception, failures: int, delay: float) -> None:
-        level = logging.WARNING if failures == 1 or delay >= self.settings.reconnect_max else logging.DEBUG
-        where = f"{self.settings.host}:{self.settings.port}"
-        log.log(level, "MQTT broker %s: %s (retrying in about %.0f s)", where, exc or "disconnected", delay)
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings

@@ -47,6 +47,14 @@ class App:
             while self.link.connections < connections or not self.link.connected.is_set():
                 await asyncio.sleep(0.01)
 
+    async def refused(self) -> str:
+        """Until an attempt to connect has failed; its error."""
+        async with asyncio.timeout(WAIT):
+            while not self.link.failed_attempts:
+                await asyncio.sleep(0.01)
+        assert self.link.last_error is not None
+        return self.link.last_error
+
     async def offline(self) -> None:
         """Until the link has noticed that the broker went away."""
         async with asyncio.timeout(WAIT):

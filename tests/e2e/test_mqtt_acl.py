@@ -83,7 +83,9 @@ async def test_wrong_or_no_credentials_are_refused_and_http_goes_on(broker: Brok
         async with watcher(broker, username="fleet", password="wrong"):
             pass
     async with running_app(tmp_path, host_config(broker, tmp_path, password="wrong")) as app:
+        error = await app.refused()
         r = await app.client.post("/api/system/commands/custom/touch", headers={"X-Api-Key": app.key})
         assert r.status_code == 204
         assert app.link.connections == 0 and not app.link.connected.is_set()
+    assert "not authori" in error.lower()
     assert "not authorised" in broker.output().lower() or "not authorized" in broker.output().lower()
