@@ -64,13 +64,6 @@ def sender_of(settings: MqttSettings) -> str:
 
 def client(settings: MqttSettings) -> aiomqtt.Client:
     """A v5 client for a controller, with an identity of its own (never the server's)."""
-    tls = None
-    if settings.uses_tls:
-        tls = aiomqtt.TLSParameters(
-            ca_certs=str(settings.ca_file) if settings.ca_file else None,
-            certfile=str(settings.cert_file) if settings.cert_file else None,
-            keyfile=str(settings.key_file) if settings.key_file else None,
-        )
     return aiomqtt.Client(
         settings.host,
         settings.port,
@@ -80,7 +73,7 @@ def client(settings: MqttSettings) -> aiomqtt.Client:
         protocol=aiomqtt.ProtocolVersion.V5,
         keepalive=settings.keepalive,
         timeout=10,
-        tls_params=tls,
+        tls_context=topics.tls_context(settings),
         socket_options=topics.NO_DELAY,
     )
 

@@ -149,13 +149,6 @@ class MqttLink:
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings
-        tls = None
-        if s.uses_tls:
-            tls = aiomqtt.TLSParameters(
-                ca_certs=str(s.ca_file.expanduser()) if s.ca_file else None,
-                certfile=str(s.cert_file.expanduser()) if s.cert_file else None,
-                keyfile=str(s.key_file.expanduser()) if s.key_file else None,
-            )
         return aiomqtt.Client(
             s.host,
             s.port,
@@ -166,7 +159,7 @@ class MqttLink:
             will=aiomqtt.Will(topics.status_topic(self.prefix), b"offline", qos=1, retain=True),
             keepalive=s.keepalive,
             timeout=10,
-            tls_params=tls,
+            tls_context=topics.tls_context(s),
             socket_options=topics.NO_DELAY,
             logger=logging.getLogger("sysmenu.mqtt.client"),
         )
@@ -175,8 +168,8 @@ class MqttLink:
         """One connection, from CONNACK until it breaks."""
         try:
             client = self._client_for()
-        except OSError as exc:  # the password file
-            raise aiomqtt.MqttError(f"cannot read the broker password: {exc}") from None
+        except OSError as exc:  # the password file, the TLS files
+            raise aiomqtt.MqttError(f"cannot set up the connection: {exc}") from None
         async with client:
             self._client = client
             self.connections += 1

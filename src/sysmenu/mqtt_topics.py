@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 from typing import Any
 
 from . import __version__
@@ -32,6 +33,31 @@ _TOPIC_UNSAFE = set("+#/\x00")
 # Small messages both ways (a request, its answer): Nagle's algorithm would hold each
 # one back for the peer's delayed ACK, tens of milliseconds.
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closed when its handshake fails: paho-mqtt leaves such a socket to the garbage
+    collector, one per refused attempt."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context of the broker connection: its CA file or the system's CAs, the
+    broker's name checked, and the client certificate if there is one. None: plain MQTT."""
+    if not settings.uses_tls:
+        return None
+    cafile = str(settings.ca_file.expanduser()) if settings.ca_file else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.sslsocket_class = _ClosingSSLSocket
+    if settings.cert_file is not None and settings.key_file is not None:
+        context.load_cert_chain(settings.cert_file.expanduser(), settings.key_file.expanduser())
+    return context
 
 
 def exposed(spec: CommandSpec, settings: MqttSettings) -> bool:

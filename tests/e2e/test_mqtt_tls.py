@@ -3,7 +3,9 @@ a client certificate, and a broker the system's CAs do not vouch for refused."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +87,8 @@ async def test_a_broker_the_system_cas_do_not_know_is_refused(broker: Broker, tm
         assert r.status_code == 204
         assert app.link.connections == 0
     assert "certificate verify failed" in error
+    # the refused attempts' sockets were closed, not left to the garbage collector
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
