@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from sysmenu import mqtt
+from sysmenu import mqtt_topics as topics
 from sysmenu.config import parse
 from sysmenu.mqtt import MqttLink, Outgoing, RateLimitedLog
 from sysmenu.state import State
@@ -37,7 +38,7 @@ def test_malformed_messages_are_logged_at_most_once_a_minute(
     [(b"", True), (b"PRESS", True), (b" {} ", True), (b'{"a": 1}', True), (b"[1]", False), (b"{", False)],
 )
 def test_request_payloads(payload: bytes, valid: bool) -> None:
-    assert mqtt._valid_request(payload) is valid
+    assert topics.valid_request(payload) is valid
 
 
 async def test_the_outbox_keeps_the_newest_state_and_a_bounded_number(tmp_path: object) -> None:
