@@ -12,6 +12,11 @@ from .run import Options, run
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["fleet"]:  # `python -m benchmarks fleet ...`: the MQTT fleet benchmark
+        from . import fleet
+
+        return fleet.main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short round (a smoke test)")
     parser.add_argument("--rounds", type=int, help="alternating rounds (default 3; medians are reported)")
@@ -20,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executes", type=int, help="sequential POSTs per command kind (default 50)")
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="where latest.* go")
     parser.add_argument("--no-readme", action="store_true", help="leave the README's Performance table alone")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     options = Options.quick() if args.quick else Options()
     changes: dict[str, object] = {}
     if args.rounds is not None:

@@ -180,11 +180,13 @@ def test_per_command_settings() -> None:
 
 
 def test_every_config_key_is_documented_in_readme() -> None:
-    from sysmenu.config import ACTION_KEYS, SERVER_COMMAND_KEYS, SETTINGS_KEYS
+    from sysmenu.config import ACTION_KEYS, MQTT_KEYS, SERVER_COMMAND_KEYS, SETTINGS_KEYS
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name in SETTINGS_KEYS:
         assert f"`sysmenu.{name}`" in readme, name
+    for name in MQTT_KEYS:
+        assert f"`sysmenu.mqtt.{name}`" in readme, name
     for name in ACTION_KEYS:
         assert f"`{name}`" in readme, name
     for name in SERVER_COMMAND_KEYS:

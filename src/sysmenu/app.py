@@ -40,6 +40,11 @@ log = logging.getLogger("sysmenu")
 def create_app(config: Config, store: Store | None = None) -> Starlette:
     """Build the ASGI app for `config` (and `store`, else the one in its data dir)."""
     state = State(config, store)
+    mqtt = None
+    if config.sysmenu.mqtt is not None:  # aiomqtt is imported only then (memory)
+        from .mqtt import MqttLink
+
+        mqtt = MqttLink(state, config.sysmenu.mqtt)
     system = SystemApi(state)
     runs = RunsApi(state)
     audit = AuditApi(state)
@@ -78,6 +83,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
                 state.store.db.path, lambda: (state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit)
             )
         )
+        if mqtt is not None:
+            mqtt.start()
         try:
             yield
         finally:
@@ -88,6 +95,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             state.monitor.stop()
             if data_dir is not None:
                 handover.save(data_dir, state.limiters())
+            if mqtt is not None:  # after the runs: their ends are published, then "offline"
+                await mqtt.stop()
 
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
@@ -109,6 +118,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.state.sysmenu = state
     app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
     app.add_middleware(FormKey)  # inside the guard: the body it reads is size-limited
+    app.state.mqtt = mqtt
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
     app.add_middleware(HttpMetrics, metrics=state.metrics)
     fast_routes = {

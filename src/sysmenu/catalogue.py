@@ -54,6 +54,7 @@ class CommandSpec:
     fresh_credentials: bool = False
     arguments: tuple[ArgumentSpec, ...] = ()
     argv: ArgvTemplate | None = None
+    mqtt: bool | None = None  # the entry's `mqtt:`; None follows sysmenu.mqtt.expose
 
     @property
     def is_divider(self) -> bool:
@@ -168,6 +169,7 @@ def _custom_specs(config: Config) -> list[CommandSpec]:
             fresh_credentials=entry.fresh_credentials,
             arguments=entry.arguments,
             argv=entry.argv,
+            mqtt=entry.mqtt,
         )
     counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
     for action, count in counts.items():

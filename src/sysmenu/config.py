@@ -21,6 +21,7 @@ from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
 from .errors import ConfigError
+from .mqtt_settings import EXPOSE, InvalidSetting, MqttSettings, check_section, topic_prefix_check
 
 DEFAULT_PORT = 5000
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -236,6 +237,7 @@ class Action:
     argv: ArgvTemplate | None = None
     allow: tuple[str, ...] = ()  # users or groups who may run it without SYSTEM
     deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
+    mqtt: bool | None = None  # shown over MQTT: None follows sysmenu.mqtt.expose
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,7 @@ class Settings:
     keep_runs: Retention = Retention(days=90, count=2000)
     keep_audit: Retention = Retention(days=365, count=50000)
     strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
+    mqtt: MqttSettings | None = None  # None: MQTT off
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,7 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "argv": ("argv", _argv),
     "allow": ("allow", _checked(access.check_names)),
     "deny": ("deny", _checked(access.check_names)),
+    "mqtt": ("mqtt", _optional(_bool)),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "host": ("host", _string(1)),
@@ -362,9 +366,40 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "keep_runs": ("keep_runs", _retention),
     "keep_audit": ("keep_audit", _retention),
     "strict": ("strict", _bool),
+    "mqtt": ("mqtt", lambda value: value),  # a section: checked key by key with MQTT_KEYS
+}
+
+
+def _topic_prefix(value: Any) -> str:
+    try:
+        return topic_prefix_check(value)
+    except InvalidSetting as exc:
+        raise _Invalid(str(exc)) from None
+
+
+MQTT_KEYS: dict[str, tuple[str, Check]] = {
+    "host": ("host", _string(1)),
+    "port": ("port", _number(integer=True, ge=1, le=65535)),
+    "tls": ("tls", _bool),
+    "ca_file": ("ca_file", _optional(_path)),
+    "cert_file": ("cert_file", _optional(_path)),
+    "key_file": ("key_file", _optional(_path)),
+    "username": ("username", _optional(_string(1))),
+    "password_file": ("password_file", _optional(_path)),
+    "password_env": ("password_env", _optional(_string(1))),
+    "client_id": ("client_id", _optional(_string(1))),
+    "topic_prefix": ("topic_prefix", _optional(_topic_prefix)),
+    "discovery": ("discovery", _bool),
+    "discovery_prefix": ("discovery_prefix", _topic_prefix),
+    "expose": ("expose", _choice(*EXPOSE)),
+    "keepalive": ("keepalive", _number(integer=True, ge=5, le=65535)),
+    "configuration_url": ("configuration_url", _optional(_string(1))),
+    "buffer": ("buffer", _number(integer=True, ge=0)),
+    "reconnect_max": ("reconnect_max", _number(gt=0)),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
+assert {a for a, _ in MQTT_KEYS.values()} == set(MqttSettings.__dataclass_fields__)
 
 Loc = tuple[int | str, ...]
 Problem = tuple[Loc, str, bool]  # where, what, whether it is an unknown key
@@ -457,11 +492,27 @@ class _Validator:
                     why = "can never be run: no URL reaches an action id that is '.', '..' or holds '/'"
                     self.warnings.append(((*loc, "action"), why, False))
         settings = self.mapping(data.get("sysmenu"), ("sysmenu",)) or {}
+        values = self.fields(settings, ("sysmenu",), SETTINGS_KEYS, strict=True)
+        values["mqtt"] = self.mqtt(settings.get("mqtt"))
         return Config(
             server=ServerSection(server_commands),
             system=SystemSection(actions),
-            sysmenu=Settings(**self.fields(settings, ("sysmenu",), SETTINGS_KEYS, strict=True)),
+            sysmenu=Settings(**values),
         )
+
+    def mqtt(self, raw: Any) -> MqttSettings | None:
+        """``sysmenu.mqtt``: absent or null means MQTT off."""
+        loc: Loc = ("sysmenu", "mqtt")
+        if raw is None:
+            return None
+        section = self.mapping(raw, loc)
+        if section is None:
+            return None
+        values = self.fields(section, loc, MQTT_KEYS, strict=True)
+        problems = check_section(values)
+        for key, message in problems:
+            self.problems.append(((*loc, key), message, False))
+        return None if problems or "host" not in values else MqttSettings(**values)
 
 
 DEMO_CONFIG = """\

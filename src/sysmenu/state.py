@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -44,12 +45,13 @@ class State:
         self.runner.observers.append(self.metrics)
         self.monitor = LoopMonitor()
         self.config = config
+        self.config_listeners: list[Callable[[], None]] = []  # told after a config is put in force
         self.apply(config)
 
     def apply(self, config: Config) -> None:
         """Put `config` in force. Address, port and data dir keep their start-up values
         (they need a restart); runs in progress keep the spec they started with."""
-        fixed = {k: getattr(self.config.sysmenu, k) for k in ("host", "port", "data_dir")}
+        fixed = {k: getattr(self.config.sysmenu, k) for k in ("host", "port", "data_dir", "mqtt")}
         changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
         if changed:
             log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
@@ -66,6 +68,8 @@ class State:
         self.login_failures = FailureLimiter(
             limit, window, observer=self.metrics.limiter_observer("password")
         )
+        for listener in self.config_listeners:
+            listener()
 
     def limiters(self) -> dict[str, FailureLimiter]:
         """The failure limiters by name (handed over to the next server process)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sysmenu.store import Store
-from tests.e2e.homeassistant import python
+from tests.e2e.homeassistant import homeassistant_python
 from tests.e2e.server import running_server, sysmenu
 from tests.e2e.test_client_programs import markers
 
@@ -57,7 +57,7 @@ def wait_for(predicate, what: str, process: subprocess.Popen[str]) -> None:  # t
 
 
 def test_home_assistant_sets_up_runs_commands_and_reauthenticates(tmp_path: Path) -> None:
-    interpreter = python(EXTRA)
+    interpreter = homeassistant_python(EXTRA)
     with running_server(tmp_path, CONFIG.format(tmp=tmp_path)) as server:
         data = server.data_dir
         sysmenu("user", "add", "ann", "--group", "admins", "--password", "-", data_dir=data)

@@ -1,0 +1,141 @@
+"""CLI commands about the fleet on the broker: ``fleet hosts`` and ``fleet run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .context import Context, pass_ctx
+
+if TYPE_CHECKING:
+    from ..mqtt_settings import MqttSettings
+
+_T = TypeVar("_T")
+
+
+def _settings(ctx: Context) -> MqttSettings:
+    settings = ctx.config.sysmenu.mqtt
+    if settings is None:
+        raise click.ClickException("no broker configured: add a sysmenu.mqtt section (see the README)")
+    return settings
+
+
+def _on_broker(settings: MqttSettings, work: Callable[[Any], Coroutine[Any, Any, _T]]) -> _T:
+    """Connect, do `work` with the client, disconnect; broker trouble is a clean CLI error."""
+    import aiomqtt
+
+    from .. import fleet
+
+    async def main() -> _T:
+        try:
+            async with fleet.client(settings) as mqtt:
+                return await work(mqtt)
+        except (aiomqtt.MqttError, OSError) as exc:
+            raise click.ClickException(f"MQTT broker {settings.host}:{settings.port}: {exc}") from None
+
+    return asyncio.run(main())
+
+
+def _tail(text: str, width: int = 40) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else ""
+    return last if len(last) <= width else "…" + last[-(width - 1) :]
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.group("fleet")
+def fleet_group() -> None:
+    """Hosts on the MQTT broker (needs sysmenu.mqtt)."""
+
+
+@fleet_group.command("hosts")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def fleet_hosts(ctx: Context, as_json: bool) -> None:
+    """List the hosts on the broker: name, online, version, commands."""
+    from .. import fleet
+
+    settings = _settings(ctx)
+    sender = fleet.sender_of(settings)
+    hosts = _on_broker(settings, lambda mqtt: fleet.find_hosts(mqtt, settings.root, sender))
+    chosen = fleet.select(hosts, None)
+    if as_json:
+        click.echo(json.dumps([h.__dict__ for h in chosen], indent=2))
+        return
+    if not chosen:
+        click.echo(f"no hosts under {settings.root}/")
+        return
+    rows = [["HOST", "ONLINE", "VERSION", "COMMANDS"]]
+    for h in chosen:
+        commands = ", ".join(f"{c.get('source')}:{c.get('action')}" for c in h.commands) or "-"
+        rows.append([h.name, "yes" if h.online else "no", h.version or "-", commands])
+    _table(rows)
+
+
+@fleet_group.command("run")
+@click.argument("source")
+@click.argument("action")
+@click.option("--hosts", "pattern", metavar="GLOB", help="Hosts whose name matches, e.g. 'pi-*'.")
+@click.option("--all", "every", is_flag=True, help="Every host on the broker.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for answers.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+def fleet_run(
+    ctx: Context,
+    source: str,
+    action: str,
+    pattern: str | None,
+    every: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Run SOURCE ACTION on many hosts through the broker and show each result."""
+    from .. import fleet
+
+    if every == (pattern is not None):
+        raise click.UsageError("give either --hosts GLOB or --all")
+    settings = _settings(ctx)
+    sender = fleet.sender_of(settings)
+
+    def progress(outcome: fleet.Outcome) -> None:
+        if not as_json:
+            click.echo(f"{outcome.host}: {outcome.state}", err=True)
+
+    async def work(mqtt: Any) -> list[fleet.Outcome]:
+        hosts = fleet.select(await fleet.find_hosts(mqtt, settings.root, sender), pattern)
+        if not hosts:
+            return []
+        if not as_json:
+            click.echo(f"running {source}:{action} on {len(hosts)} host(s)...", err=True)
+        return await fleet.run_on(mqtt, settings.root, sender, hosts, source, action, timeout, progress)
+
+    outcomes = _on_broker(settings, work)
+    if not outcomes:
+        missing = f"no host matches {pattern!r}" if pattern else "no hosts on the broker"
+        raise click.ClickException(missing)
+    if as_json:
+        click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
+    else:
+        rows = [["HOST", "STATE", "EXIT", "DURATION", "OUTPUT"]]
+        for o in outcomes:
+            exit_code = "-" if o.returncode is None else str(o.returncode)
+            duration = "-" if o.duration is None else f"{o.duration:.2f}s"
+            rows.append([o.host, o.state, exit_code, duration, o.error or _tail(o.output)])
+        _table(rows)
+    if any(o.state != "ok" for o in outcomes):
+        raise SystemExit(1)

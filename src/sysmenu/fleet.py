@@ -1,0 +1,196 @@
+"""The fleet seen through the broker: which hosts there are, and running a command on many.
+
+Used by ``sysmenu fleet`` (and the fleet benchmark). Hosts are found from their
+retained ``status`` and ``device`` topics; a marker message this client sends
+itself after subscribing tells when the broker has handed over every retained
+message (a broker delivers one client's messages in order). Requests are MQTT v5
+with a response topic under each host's own prefix and correlation data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import mqtt_topics as topics
+from .mqtt_settings import MqttSettings
+
+DEFAULT_SENDER = "fleet"
+
+
+@dataclass
+class Host:
+    name: str
+    online: bool = False
+    version: str | None = None
+    url: str | None = None
+    commands: list[dict[str, str]] = field(default_factory=list)
+
+    def offers(self, source: str, action: str) -> bool:
+        return any(c.get("source") == source and c.get("action") == action for c in self.commands)
+
+
+@dataclass
+class Outcome:
+    """One host's answer to a fleet run (or why there is none)."""
+
+    host: str
+    state: str  # the run's state, or "no answer", "offline", "not offered", "refused"
+    returncode: int | None = None
+    duration: float | None = None
+    output: str = ""
+    error: str | None = None
+    run: int | None = None
+    answered_after: float | None = None  # seconds from sending the request
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def sender_of(settings: MqttSettings) -> str:
+    """The name this controller writes into request topics (the broker user, as the ACL wants)."""
+    return settings.username or DEFAULT_SENDER
+
+
+def client(settings: MqttSettings) -> aiomqtt.Client:
+    """A v5 client for a controller, with an identity of its own (never the server's)."""
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        username=settings.username,
+        password=settings.password(),
+        identifier=f"{settings.client_identity()}-fleet-{secrets.token_hex(4)}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        keepalive=settings.keepalive,
+        timeout=10,
+        tls_context=topics.tls_context(settings),
+        socket_options=topics.NO_DELAY,
+    )
+
+
+async def _until_marker(
+    mqtt: aiomqtt.Client, marker_topic: str, on_message: Callable[[aiomqtt.Message], None], timeout: float
+) -> None:
+    nonce = secrets.token_bytes(8)
+    await mqtt.publish(marker_topic, nonce, qos=1)
+    async with asyncio.timeout(timeout):
+        async for message in mqtt.messages:
+            if message.topic.value == marker_topic and message.payload == nonce:
+                return
+            on_message(message)
+
+
+async def find_hosts(mqtt: aiomqtt.Client, root: str, sender: str, timeout: float = 10.0) -> dict[str, Host]:
+    """Every host with a retained status or device message under `root`."""
+    marker = f"{root}/_fleet/{sender}/sync"
+    await mqtt.subscribe([(f"{root}/+/status", 1), (f"{root}/+/device", 1), (marker, 1)])
+    hosts: dict[str, Host] = {}
+
+    def take(message: aiomqtt.Message) -> None:
+        name, kind = message.topic.value[len(root) + 1 :].split("/", 1)
+        host = hosts.setdefault(name, Host(name))
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        if kind == "status":
+            host.online = payload == b"online"
+            return
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(document, dict):
+            host.version = document.get("version")
+            host.url = document.get("url")
+            commands = document.get("commands")
+            host.commands = [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
+
+    await _until_marker(mqtt, marker, take, timeout)
+    return hosts
+
+
+def select(hosts: dict[str, Host], pattern: str | None) -> list[Host]:
+    """Hosts whose name matches the glob `pattern` (all when None), by name."""
+    chosen = [h for name, h in hosts.items() if pattern is None or fnmatch.fnmatchcase(name, pattern)]
+    return sorted(chosen, key=lambda h: h.name)
+
+
+async def run_on(
+    mqtt: aiomqtt.Client,
+    root: str,
+    sender: str,
+    hosts: list[Host],
+    source: str,
+    action: str,
+    timeout: float,
+    progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run source:action on `hosts` at once; every host gets an outcome, in `hosts`' order."""
+    nonce = secrets.token_hex(6)
+    outcomes: dict[str, Outcome] = {}
+    targets = []
+    for host in hosts:
+        if not host.online:
+            outcomes[host.name] = Outcome(host.name, "offline")
+        elif host.commands and not host.offers(source, action):
+            outcomes[host.name] = Outcome(host.name, "not offered")
+        else:
+            targets.append(host.name)
+    await mqtt.subscribe(f"{root}/+/response/{sender}/{nonce}", qos=1)
+    sent = time.monotonic()
+    for name in targets:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ResponseTopic = f"{root}/{name}/response/{sender}/{nonce}"
+        properties.CorrelationData = name.encode()
+        topic = topics.request_topic(f"{root}/{name}", source, action, sender)
+        await mqtt.publish(topic, b"{}", qos=1, properties=properties)
+    waiting = set(targets)
+    try:
+        async with asyncio.timeout(timeout):
+            async for message in mqtt.messages:
+                outcome = _outcome(message, waiting, time.monotonic() - sent)
+                if outcome is None:
+                    continue
+                waiting.discard(outcome.host)
+                outcomes[outcome.host] = outcome
+                if progress is not None:
+                    progress(outcome)
+                if not waiting:
+                    break
+    except TimeoutError:
+        pass
+    for name in waiting:
+        outcomes[name] = Outcome(name, "no answer")
+    return [outcomes[h.name] for h in hosts]
+
+
+def _outcome(message: aiomqtt.Message, waiting: set[str], elapsed: float) -> Outcome | None:
+    correlation = getattr(message.properties, "CorrelationData", None)
+    host = correlation.decode("utf-8", "replace") if isinstance(correlation, bytes) else None
+    if host not in waiting or not isinstance(message.payload, bytes):
+        return None
+    try:
+        body = json.loads(message.payload)
+    except ValueError:
+        return Outcome(host, "refused", error="unreadable answer", answered_after=elapsed)
+    if not isinstance(body, dict):
+        return Outcome(host, "refused", error="unreadable answer", answered_after=elapsed)
+    if "error" in body:
+        return Outcome(host, "refused", error=str(body["error"]), answered_after=elapsed)
+    return Outcome(
+        host,
+        str(body.get("state")),
+        body.get("returncode"),
+        body.get("duration"),
+        str(body.get("output") or ""),
+        run=body.get("id"),
+        answered_after=elapsed,
+    )

@@ -1,0 +1,387 @@
+"""The MQTT link: this host on the broker, for Home Assistant and for the fleet.
+
+Imported only when ``sysmenu.mqtt`` is configured (aiomqtt and paho cost memory).
+One task keeps the connection: it connects (MQTT v5, falling back to 3.1.1), says
+``online`` (the last will says ``offline``), publishes discovery and the commands'
+last states, answers requests, and reconnects with exponential backoff when the
+broker goes away. Nothing here is awaited by HTTP: run events are queued by the
+runner's observer and published by the link when it can, in order, QoS 1; what
+queues up while the broker is away is sent after reconnecting (up to
+``sysmenu.mqtt.buffer`` messages; the oldest go first when it overflows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import mqtt_topics as topics
+from .arguments import check_values
+from .catalogue import CommandSpec
+from .errors import SysmenuError
+from .invocation import Invocation
+from .models import Who
+from .mqtt_settings import MqttSettings
+from .runner import Run
+
+if TYPE_CHECKING:
+    from .state import State
+
+log = logging.getLogger("sysmenu.mqtt")
+
+_UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK codes: 3.1.1's and v5's "unsupported protocol version"
+_FIRST_DELAY = 1.0
+_BATCH = 20  # messages in flight at once (paho's default limit of unacknowledged ones)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    correlation: bytes | None = None
+
+
+class RateLimitedLog:
+    """Logs a kind of problem at most once per `interval` seconds, counting the rest."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -interval
+        self.suppressed = 0
+
+    def warning(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            message += f" ({self.suppressed} more since the last report)"
+        self.logger.warning(message, *args)
+        self._last, self.suppressed = now, 0
+
+
+class MqttLink:
+    """This server's presence on the broker (see the module's docstring)."""
+
+    def __init__(self, state: State, settings: MqttSettings) -> None:
+        self.state = state
+        self.settings = settings
+        self.prefix = settings.prefix
+        self.url = topics.page_url(settings, state.config.sysmenu.host, state.config.sysmenu.port)
+        self.protocol = aiomqtt.ProtocolVersion.V5
+        self.outbox: deque[Outgoing] = deque()
+        self.dropped = 0  # messages the full outbox had to let go
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful connections so far (tests and logs)
+        self.failed_attempts = 0  # attempts that did not connect
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._requests: set[asyncio.Task[None]] = set()
+        self._published: dict[str, bytes] = {}  # discovery topic -> payload in force
+        self._malformed = RateLimitedLog(log)
+        state.runner.observers.append(self)
+        state.config_listeners.append(self.on_config)
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_connected(), name="mqtt")
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Say ``offline``, send what is queued (for up to `grace` seconds), disconnect."""
+        if self._task is None:
+            return
+        if self.connected.is_set():
+            self._enqueue(Outgoing(topics.status_topic(self.prefix), b"offline", retain=True))
+            deadline = time.monotonic() + grace
+            while self.outbox and self.connected.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._requests):
+            task.cancel()
+
+    async def _keep_connected(self) -> None:
+        delay = _FIRST_DELAY
+        failures = 0  # attempts in a row that ended without a connection
+        while True:
+            before = self.connections
+            error: Exception | None = None
+            try:
+                await self._session()
+            except aiomqtt.MqttCodeError as exc:
+                if exc.rc in _UNSUPPORTED_PROTOCOL and self.protocol == aiomqtt.ProtocolVersion.V5:
+                    log.info("the broker does not speak MQTT v5: using 3.1.1 (no request/response)")
+                    self.protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                error = exc
+            except (aiomqtt.MqttError, OSError) as exc:
+                error = exc
+            except Exception as exc:  # a bug must not end the link for good
+                log.exception("MQTT link failed")
+                error = exc
+            if self.connections > before:  # it was connected: the backoff starts over
+                delay, failures = _FIRST_DELAY, 0
+            else:
+                failures += 1
+                self.failed_attempts += 1
+            self.last_error = str(error or "disconnected")
+            level = (
+                logging.WARNING if failures <= 1 or delay >= self.settings.reconnect_max else logging.DEBUG
+            )
+            where = f"{self.settings.host}:{self.settings.port}"
+            log.log(level, "MQTT broker %s: %s (retrying in about %.0f s)", where, self.last_error, delay)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.settings.reconnect_max)
+
+    def _client_for(self) -> aiomqtt.Client:
+        s = self.settings
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password(),
+            identifier=s.client_identity(),
+            protocol=self.protocol,
+            will=aiomqtt.Will(topics.status_topic(self.prefix), b"offline", qos=1, retain=True),
+            keepalive=s.keepalive,
+            timeout=10,
+            tls_context=topics.tls_context(s),
+            socket_options=topics.NO_DELAY,
+            logger=logging.getLogger("sysmenu.mqtt.client"),
+        )
+
+    async def _session(self) -> None:
+        """One connection, from CONNACK until it breaks."""
+        try:
+            client = self._client_for()
+        except OSError as exc:  # the password file, the TLS files
+            raise aiomqtt.MqttError(f"cannot set up the connection: {exc}") from None
+        async with client:
+            self._client = client
+            self.connections += 1
+            log.info(
+                "connected to the MQTT broker %s:%s as %s",
+                self.settings.host,
+                self.settings.port,
+                self.settings.client_identity(),
+            )
+            sender = asyncio.create_task(self._send(client))
+            try:
+                await client.subscribe(self._subscriptions(), qos=1)
+                await self._announce(client)
+                self.connected.set()
+                async for message in client.messages:
+                    self._receive(message)
+            finally:
+                self.connected.clear()
+                self._client = None
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        s = self.settings
+        subscriptions = [(f"{self.prefix}/request/+/+/+", 1)]
+        if s.discovery:
+            subscriptions.append((f"{s.discovery_prefix}/status", 1))
+            subscriptions.append((f"{s.discovery_prefix}/+/{s.node}/+/config", 1))
+        return subscriptions
+
+    # -- publishing ---------------------------------------------------------------
+
+    def _enqueue(self, item: Outgoing) -> None:
+        if item.retain:  # only the newest retained message of a topic counts
+            stale = [o for o in self.outbox if o.retain and o.topic == item.topic]
+            for old in stale:
+                self.outbox.remove(old)
+        limit = self.settings.buffer
+        if limit and len(self.outbox) >= limit:
+            self.outbox.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                log.warning("MQTT outbox full: %d message(s) dropped so far", self.dropped)
+        self.outbox.append(item)
+        self._wake.set()
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        """Publish the outbox in order; an item leaves it only once the broker has it."""
+        while True:
+            while self.outbox:
+                # Sent back to back, in order, and acknowledged together: waiting for each
+                # PUBACK before the next send would cost a round trip per message.
+                batch = list(self.outbox)[:_BATCH]
+                await asyncio.gather(*(self._publish(client, item) for item in batch))
+                sent = {id(item) for item in batch}  # a newer retained state may have replaced one
+                self.outbox = deque(o for o in self.outbox if id(o) not in sent)
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _publish(self, client: aiomqtt.Client, item: Outgoing) -> None:
+        properties = self._properties(item)
+        await client.publish(item.topic, item.payload, qos=1, retain=item.retain, properties=properties)
+
+    def _properties(self, item: Outgoing) -> Properties | None:
+        if item.correlation is None or self.protocol != aiomqtt.ProtocolVersion.V5:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.CorrelationData = item.correlation
+        return properties
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """Right after connecting: online, what this host offers, discovery."""
+        await client.publish(topics.status_topic(self.prefix), b"online", qos=1, retain=True)
+        specs = self.exposed()
+        document = topics.device_document(self.settings, specs, self.url)
+        await client.publish(topics.device_topic(self.prefix), topics.dumps(document), qos=1, retain=True)
+        if self.settings.discovery:
+            await self._publish_discovery(client, specs)
+
+    async def _publish_discovery(self, client: aiomqtt.Client, specs: list[CommandSpec]) -> None:
+        wanted = {t: topics.dumps(p) for t, p in topics.discovery(self.settings, specs, self.url).items()}
+        for topic in set(self._published) - set(wanted):  # commands that left the config
+            await client.publish(topic, b"", qos=1, retain=True)
+        for topic, payload in wanted.items():
+            await client.publish(topic, payload, qos=1, retain=True)
+        self._published = wanted
+
+    def exposed(self) -> list[CommandSpec]:
+        catalogue = self.state.catalogue
+        return [s for specs in catalogue.specs.values() for s in specs if topics.exposed(s, self.settings)]
+
+    def on_config(self) -> None:
+        """The config was reloaded: announce the new set of commands."""
+        client = self._client
+        if client is not None and self.connected.is_set():
+            self._spawn(self._announce(client))
+
+    def run_started(self, run: Run) -> None:
+        self._observe("start", run)
+
+    def run_ended(self, run: Run) -> None:
+        self._observe("end", run)
+
+    def _observe(self, event: str, run: Run) -> None:
+        try:
+            self.on_run(event, run)
+        except Exception:  # nothing here may disturb the runner
+            log.exception("cannot queue the MQTT %s event of run %s", event, run.id)
+
+    def on_run(self, event: str, run: Run) -> None:
+        """Runner observer: the command's state (retained) and an event, queued."""
+        if not topics.exposed(run.spec, self.settings):
+            return
+        data = run.record(output=False).public()
+        state = topics.run_state(data)
+        self._enqueue(Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True))
+        if event == "end":
+            body = topics.result(self.settings.host_name, data, _output(run))
+        else:
+            body = {"host": self.settings.host_name, **state}
+        body = {"event": event, "source": run.spec.source, "action": run.spec.action, **body}
+        self._enqueue(Outgoing(topics.event_topic(self.prefix, run.spec), topics.dumps(body)))
+
+    # -- receiving ----------------------------------------------------------------
+
+    def _receive(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        s = self.settings
+        if s.discovery and topic == f"{s.discovery_prefix}/status":
+            if message.payload == b"online" and self._client is not None:
+                log.info("Home Assistant is online: discovery sent again")
+                self._spawn(self._announce(self._client))
+            return
+        if s.discovery and topics.is_own_discovery(s, topic):
+            self._forget_stale(message, topic)
+            return
+        request = topics.parse_request(self.prefix, topic)
+        if request is None:
+            self._malformed.warning("MQTT message on an unexpected topic dropped: %r", topic[:200])
+            return
+        source, action, sender = request
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        reply_to, correlation = topics.reply_address(message.properties)
+        if not topics.valid_request(payload):
+            self._malformed.warning("malformed MQTT request on %r dropped", topic[:200])
+            if reply_to:
+                self._reply(reply_to, correlation, {"error": "Malformed request", "status": 400})
+            return
+        self._spawn(self._run(source, action, sender, payload, reply_to, correlation))
+
+    def _forget_stale(self, message: aiomqtt.Message, topic: str) -> None:
+        """A retained discovery message of this node that names no command any more
+        (left by an earlier config): remove it."""
+        if message.retain and message.payload and topic not in self._published and self._client:
+            log.info("removing the stale discovery message %s", topic)
+            self._spawn(self._client.publish(topic, b"", qos=1, retain=True))
+
+    async def _run(
+        self,
+        source: str,
+        action: str,
+        sender: str,
+        payload: bytes,
+        reply_to: str | None,
+        correlation: bytes | None,
+    ) -> None:
+        spec = self.state.catalogue.get(source, action)
+        if spec is None or not topics.exposed(spec, self.settings):
+            self._malformed.warning("MQTT request for %s:%s, which is not offered over MQTT", source, action)
+            if reply_to:
+                error = f"Command {source}:{action} not found"
+                self._reply(reply_to, correlation, {"error": error, "status": 404})
+            return
+        who = Who(user=sender, auth="mqtt", client=f"mqtt://{self.settings.host}:{self.settings.port}")
+        try:
+            # arguments are checked by the code that checks them over HTTP
+            values = check_values(spec.arguments, topics.arguments_of(payload)) if spec.arguments else {}
+            invocation = Invocation.of(spec, values)
+            run = await self.state.runner.start(spec, who, None, invocation)
+        except SysmenuError as exc:
+            log.info("MQTT request of %s for %s:%s refused: %s", sender, source, action, exc.message)
+            if reply_to:
+                self._reply(reply_to, correlation, {"error": exc.message, "status": exc.status_code})
+            return
+        store = self.state.store
+        shown = {"arguments": invocation.shown} if invocation.shown is not None else {}
+        await store.db.run(
+            store.audit.record, "execute", who, source=source, action=action, run=run.id, **shown
+        )
+        if reply_to:
+            await run.done.wait()
+            outcome = topics.result(self.settings.host_name, run.record(output=False).public(), _output(run))
+            self._reply(reply_to, correlation, outcome)
+
+    def _reply(self, topic: str, correlation: bytes | None, body: dict[str, Any]) -> None:
+        payload = topics.dumps({"host": self.settings.host_name, **body})
+        self._enqueue(Outgoing(topic, payload, False, correlation))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._requests.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._requests.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, aiomqtt.MqttError):  # the connection broke: the session reconnects
+                log.debug("MQTT publish failed: %s", exc)
+            else:
+                log.error("MQTT task failed", exc_info=exc)
+
+
+def _output(run: Run) -> str:
+    return (run.stdout.text() + run.stderr.text())[-topics.OUTPUT_TAIL :]

@@ -1,0 +1,233 @@
+"""What sysmenu publishes on MQTT and where: topics, Home Assistant discovery, payloads.
+
+Plain functions of the settings and the catalogue (no broker, no aiomqtt), so the
+fleet CLI, the link and the tests share one definition of every topic.
+
+Topics under a host's prefix (``sysmenu/<host>`` by default):
+
+- ``status``: ``online`` / ``offline``, retained, and the last will;
+- ``device``: what the host offers (version, page, exposed commands), retained;
+- ``state/<source>/<action>``: the command's last run, retained;
+- ``event/<source>/<action>``: a run started or ended;
+- ``request/<source>/<action>/<sender>``: run the command; `sender` names who asks, and
+  the broker's ACL makes sure each client can only write its own name there;
+- ``response/<sender>/...``: where fleet controllers ask hosts to answer (MQTT v5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+from typing import Any
+
+from . import __version__
+from .catalogue import CommandSpec
+from .mqtt_settings import MqttSettings, node_id
+
+HA_SENDER = "homeassistant"  # the sender level of Home Assistant's button topics
+PRESS = "PRESS"
+OUTPUT_TAIL = 2000  # characters of output a result carries
+_TOPIC_UNSAFE = set("+#/\x00")
+# Small messages both ways (a request, its answer): Nagle's algorithm would hold each
+# one back for the peer's delayed ACK, tens of milliseconds.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closed when its handshake fails: paho-mqtt leaves such a socket to the garbage
+    collector, one per refused attempt."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    """The TLS context of the broker connection: its CA file or the system's CAs, the
+    broker's name checked, and the client certificate if there is one. None: plain MQTT."""
+    if not settings.uses_tls:
+        return None
+    cafile = str(settings.ca_file.expanduser()) if settings.ca_file else None
+    context = ssl.create_default_context(cafile=cafile)
+    context.sslsocket_class = _ClosingSSLSocket
+    if settings.cert_file is not None and settings.key_file is not None:
+        context.load_cert_chain(settings.cert_file.expanduser(), settings.key_file.expanduser())
+    return context
+
+
+def exposed(spec: CommandSpec, settings: MqttSettings) -> bool:
+    """Whether `spec` is offered over MQTT: an explicit ``mqtt:`` decides; otherwise
+    ``expose: all`` shows every command but those that need fresh credentials."""
+    if spec.is_divider or not spec.command or _TOPIC_UNSAFE & set(spec.action):
+        return False
+    if spec.mqtt is not None:
+        return spec.mqtt
+    return settings.expose == "all" and not spec.fresh_credentials
+
+
+def status_topic(prefix: str) -> str:
+    return f"{prefix}/status"
+
+
+def device_topic(prefix: str) -> str:
+    return f"{prefix}/device"
+
+
+def state_topic(prefix: str, spec: CommandSpec) -> str:
+    return f"{prefix}/state/{spec.source}/{spec.action}"
+
+
+def event_topic(prefix: str, spec: CommandSpec) -> str:
+    return f"{prefix}/event/{spec.source}/{spec.action}"
+
+
+def request_topic(prefix: str, source: str, action: str, sender: str) -> str:
+    return f"{prefix}/request/{source}/{action}/{sender}"
+
+
+def parse_request(prefix: str, topic: str) -> tuple[str, str, str] | None:
+    """(source, action, sender) of a request topic under `prefix`, else None."""
+    head = f"{prefix}/request/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def object_id(spec: CommandSpec) -> str:
+    """A Home Assistant object id for `spec`: safe characters, distinct per command."""
+    raw = f"{spec.source}_{spec.action}"
+    safe = node_id(raw)
+    if safe != raw:
+        safe += "_" + hashlib.sha256(raw.encode()).hexdigest()[:6]
+    return safe
+
+
+def page_url(settings: MqttSettings, host: str, port: int) -> str:
+    if settings.configuration_url:
+        return settings.configuration_url
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def device_info(settings: MqttSettings, url: str) -> dict[str, Any]:
+    return {
+        "identifiers": [f"sysmenu_{settings.node}"],
+        "name": settings.host_name,
+        "manufacturer": "sysmenu",
+        "model": "sysmenu",
+        "sw_version": __version__,
+        "configuration_url": url,
+    }
+
+
+def device_document(settings: MqttSettings, specs: list[CommandSpec], url: str) -> dict[str, Any]:
+    """The retained ``device`` topic: what `sysmenu fleet hosts` lists."""
+    return {
+        "host": settings.host_name,
+        "version": __version__,
+        "url": url,
+        "commands": [{"source": s.source, "action": s.action, "name": s.name} for s in specs],
+    }
+
+
+def discovery(settings: MqttSettings, specs: list[CommandSpec], url: str) -> dict[str, dict[str, Any]]:
+    """Home Assistant discovery messages by topic: a button and a last-run sensor per command."""
+    prefix, node = settings.prefix, settings.node
+    device = device_info(settings, url)
+    availability = {
+        "availability_topic": status_topic(prefix),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }
+    messages: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        obj = object_id(spec)
+        messages[f"{settings.discovery_prefix}/button/{node}/{obj}/config"] = {
+            "name": spec.name,
+            "unique_id": f"sysmenu_{node}_{obj}",
+            "object_id": f"{node}_{obj}",
+            "command_topic": request_topic(prefix, spec.source, spec.action, HA_SENDER),
+            "payload_press": PRESS,
+            "qos": 1,
+            "device": device,
+            **availability,
+        }
+        messages[f"{settings.discovery_prefix}/sensor/{node}/{obj}_last_run/config"] = {
+            "name": f"{spec.name} last run",
+            "unique_id": f"sysmenu_{node}_{obj}_last_run",
+            "object_id": f"{node}_{obj}_last_run",
+            "state_topic": state_topic(prefix, spec),
+            "value_template": "{{ value_json.state }}",
+            "json_attributes_topic": state_topic(prefix, spec),
+            "icon": "mdi:console",
+            "qos": 1,
+            "device": device,
+            **availability,
+        }
+    return messages
+
+
+def is_own_discovery(settings: MqttSettings, topic: str) -> bool:
+    parts = topic.split("/")
+    head = settings.discovery_prefix.split("/")
+    return (
+        len(parts) == len(head) + 4
+        and parts[: len(head)] == head
+        and parts[len(head) + 1] == settings.node
+        and parts[-1] == "config"
+    )
+
+
+def run_state(run: dict[str, Any]) -> dict[str, Any]:
+    """The retained last-run state of a command (also the sensor's attributes)."""
+    keys = ("id", "state", "returncode", "signal", "started", "ended", "duration", "user", "auth")
+    return {k: run.get(k) for k in keys}
+
+
+def result(host: str, run: dict[str, Any], output: str) -> dict[str, Any]:
+    """A finished run as a response or an end event carries it."""
+    return {"host": host, **run_state(run), "output": output[-OUTPUT_TAIL:]}
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def reply_address(properties: Any) -> tuple[str | None, bytes | None]:
+    if properties is None:
+        return None, None
+    reply_to = getattr(properties, "ResponseTopic", None) or None
+    correlation = getattr(properties, "CorrelationData", None)
+    if reply_to is not None and ("+" in reply_to or "#" in reply_to):
+        reply_to = None
+    return reply_to, correlation
+
+
+def arguments_of(payload: bytes) -> Any:
+    """The ``arguments`` of a request (a JSON object's, as over HTTP); none in an empty or
+    ``PRESS`` payload."""
+    text = payload.strip()
+    if not text or text == PRESS.encode():
+        return {}
+    return json.loads(text).get("arguments", {})
+
+
+def valid_request(payload: bytes) -> bool:
+    """A request is empty, ``PRESS`` (Home Assistant's button) or a JSON object."""
+    text = payload.strip()
+    if not text or text == PRESS.encode():
+        return True
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
