@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from sysmenu.catalogue import CommandSpec
 from sysmenu.cli import main
-from sysmenu.doctor import Account, Prober, command_verdict, command_verdicts, listen_problem
+from sysmenu.doctor import Account, Prober, command_verdict, command_verdicts, listen_problem, program_verdict
 from sysmenu.sudoers_list import nopasswd
 
 SUDO = shutil.which("sudo")
@@ -153,6 +153,19 @@ def test_a_missing_program_and_a_builtin() -> None:
     assert verdict.runnable is False and "no-such-program-here is not installed" in verdict.why
     assert command_verdict(CommandSpec("custom", "y", "Y", "echo a && exit 3"), prober).runnable is True
     assert command_verdict(CommandSpec("custom", "z", "Z", None), prober).runnable is False
+
+
+def test_the_services_program_must_start_and_not_be_hidden(tmp_path: Path) -> None:
+    prober = Prober(Account.current())
+    assert program_verdict("/bin/true", prober, protect_home=True).runnable is True
+    hidden = program_verdict("/root/venv/bin/sysmenu", prober, protect_home=True)
+    assert hidden.runnable is False and "under /root, hidden by ProtectHome=" in hidden.why
+    script = tmp_path / "sysmenu"
+    script.write_text("#!/home/pi/.venv/bin/python\n")
+    script.chmod(0o755)
+    assert "/home/pi/.venv/bin/python is under /home" in program_verdict(str(script), prober, True).why
+    broken = program_verdict("/bin/false", prober, protect_home=False)
+    assert broken.runnable is False and "does not start for user" in broken.why
 
 
 def test_sudo_long_listing_decides_nopasswd() -> None:

@@ -297,6 +297,38 @@ def _unprivileged_port_start() -> int:
         return 1024
 
 
+_HIDDEN_BY_PROTECT_HOME = ("/home", "/root", "/run/user")
+
+
+def program_verdict(program: str, prober: Prober, protect_home: bool) -> Verdict:
+    """Whether the service's ExecStart (sysmenu itself) can start for the user."""
+    subject = f"service program {program}"
+    fix = "`sysmenu service install` (without --use-running) makes a venv the service can run"
+    if protect_home:
+        for path in (program, os.path.realpath(program), _interpreter(program)):
+            hidden = [d for d in _HIDDEN_BY_PROTECT_HOME if path == d or path.startswith(d + "/")]
+            if hidden:
+                return Verdict(subject, False, f"{path} is under {hidden[0]}, hidden by ProtectHome=", fix)
+    result = prober.run([program, "--version"])
+    if result.returncode != 0:
+        problem = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        return Verdict(subject, False, f"does not start for user {prober.account.name}: {problem}", fix)
+    return Verdict(subject, True)
+
+
+def _interpreter(program: str) -> str:
+    """The real path of a script's interpreter (its #! line), or ""."""
+    try:
+        with open(program, "rb") as file:
+            first = file.readline(4096)
+    except OSError:
+        return ""
+    if not first.startswith(b"#!"):
+        return ""
+    words = first[2:].decode(errors="replace").split()
+    return os.path.realpath(words[0]) if words else ""
+
+
 def data_dir_verdict(path: Path, prober: Prober, made_by_systemd: bool = False) -> Verdict:
     """The data directory (or, while it does not exist, the directory it would be made in)
     and the database in it must be writable for the user."""

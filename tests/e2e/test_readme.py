@@ -8,8 +8,9 @@ What is changed, and why (nothing else is):
   (lint, types and collection: the full suite would run itself recursively); the line with a
   test file runs for real, which proves arguments reach pytest;
 - the service lines install into a temporary root (``--root``) for a throwaway user the test
-  makes (``--user``), with the running sysmenu (``--use-running``); ``sudo sysmenu`` names this
-  venv's sysmenu, since the link install makes is under that root. The dry run runs as typed.
+  makes (``--user``), sysmenu into a venv of its own there (from this checkout and PyPI), as
+  by default; ``sudo sysmenu`` names that venv's sysmenu, since the link install makes is
+  under that root. The dry run runs as typed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import SYSMENU, free_port, sysmenu
+from tests.e2e.server import free_port, sysmenu
 
 pytestmark = pytest.mark.e2e
 
@@ -223,18 +224,28 @@ def test_the_service_lines(service_user: str) -> None:
         dry = bash(DRY_RUN, env, 120)
         assert dry.returncode == 0, dry.stdout + dry.stderr
         assert "would write /etc/systemd/system/sysmenu.service (0644)" in dry.stdout
-        installed = bash(f"{INSTALL} --root {root} --user {service_user} --use-running", env, 120)
+        installed = bash(f"{INSTALL} --root {root} --user {service_user}", env, 600)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         unit = root / "etc/systemd/system/sysmenu.service"
         assert f"User={service_user}\n" in unit.read_text()
+        assert "ExecStart=/opt/sysmenu/bin/sysmenu --config /etc/sysmenu/config.yaml" in unit.read_text()
         assert (root / "etc/sysmenu/config.yaml").read_text() == (home / ".octoprint/config.yaml").read_text()
-        venv_sysmenu = DOCTOR.replace("sudo sysmenu", f"sudo {SYSMENU}")
-        doctor = bash(f"{venv_sysmenu} --root {root}", env, 120)
+        installed_sysmenu = root / "opt/sysmenu/bin/sysmenu"
+        assert os.readlink(root / "usr/local/bin/sysmenu") == "/opt/sysmenu/bin/sysmenu"
+        python = os.path.realpath(root / "opt/sysmenu/bin/python")
+        assert not python.startswith(("/root/", "/home/"))  # the unit's ProtectHome=yes would hide it
+        doctor = bash(
+            f"{DOCTOR.replace('sudo sysmenu', f'sudo {installed_sysmenu}')} --root {root}", env, 120
+        )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert f"checking as user {service_user} (the service's User=)" in doctor.stdout
+        assert re.search(rf"service program {re.escape(str(installed_sysmenu))}\s+yes", doctor.stdout)
         assert f"data dir {root}/var/lib/sysmenu" in doctor.stdout and "custom:uptime" in doctor.stdout
-        removed = bash(f"{UNINSTALL.replace('sudo sysmenu', f'sudo {SYSMENU}')} --root {root}", env, 120)
+        removed = bash(
+            f"{UNINSTALL.replace('sudo sysmenu', f'sudo {installed_sysmenu}')} --root {root}", env, 120
+        )
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert not unit.exists() and (root / "etc/sysmenu/config.yaml").exists()
+        assert not (root / "opt/sysmenu").exists() and not (root / "usr/local/bin/sysmenu").is_symlink()
     finally:
         shutil.rmtree(base)

@@ -18,6 +18,6 @@ from .service import doctor, service
 
 for command in (user, key, group, run_command, runs, audit, doctor, service, fleet_group):
     main.add_command(command)
-add_everywhere(main, skip=frozenset({"check-config"}))
+add_everywhere(main, skip=frozenset({"check-config"}))  # last: after every command is added
 
 __all__ = ["main"]

@@ -30,7 +30,7 @@ def _installed_unit(root: Path = Path("/")) -> tuple[dict[str, str], dict[str, s
     for conf in sorted(dropins.glob("*.conf")) if dropins.is_dir() else []:
         settings.update(unit_settings(conf.read_text()))
     argv = shlex.split(settings.get("ExecStart", "").lstrip("-@:+!"))
-    found: dict[str, str] = {}
+    found: dict[str, str] = {"program": argv[0]} if argv else {}
     for option in ("--config", "--data-dir"):
         if option in argv[:-1]:
             found[option] = argv[argv.index(option) + 1]
@@ -50,11 +50,19 @@ def _table(rows: list[Verdict]) -> None:
 def _doctor(ctx: Context, user: str | None, root: Path) -> None:
     from ..catalogue import Catalogue
     from ..config import load, replace
-    from ..doctor import Account, Prober, Verdict, command_verdicts, data_dir_verdict, port_verdict
+    from ..doctor import (
+        Account,
+        Prober,
+        Verdict,
+        command_verdicts,
+        data_dir_verdict,
+        port_verdict,
+        program_verdict,
+    )
     from ..errors import ConfigError
 
     unit, exec_options = _installed_unit(root)
-    under_root = {k: str(root / v.lstrip("/")) for k, v in exec_options.items()}
+    under_root = {k: str(root / v.lstrip("/")) for k, v in exec_options.items() if k != "program"}
     config_path = ctx.config_path or under_root.get("--config")
     data_dir = ctx.data_dir or under_root.get("--data-dir")
     name = user or unit.get("User")
@@ -83,6 +91,11 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
         data_dir_verdict(config.data_dir(), prober, made_by_systemd),
         port_verdict(config.sysmenu.host, config.sysmenu.port, account),
     ]
+    if service and exec_options.get("program"):
+        program = exec_options["program"]
+        under = root / program.lstrip("/")  # --root: the venv install made is there
+        protect_home = unit.get("ProtectHome", "no") not in ("no", "false", "0", "")
+        rows.insert(1, program_verdict(str(under if under.exists() else program), prober, protect_home))
     specs = [s for specs in Catalogue(config).specs.values() for s in specs]
     rows += command_verdicts(specs, prober)
     _table(rows)
