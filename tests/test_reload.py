@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sysmenu.config import load
+from sysmenu.config import replace as replace_settings
 from sysmenu.reload import ConfigWatcher
 from sysmenu.state import State
 from sysmenu.store import Store
@@ -78,6 +80,55 @@ async def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Pat
     replace(path, "sysmenu:\n  port: 6000\n  data_dir: /elsewhere\n" + GOOD)
     await watcher.check()
     assert app.config.sysmenu.port == 5000 and app.config.sysmenu.data_dir is None
+    assert app.config_state.pending_restart == {"port": 6000, "data_dir": "/elsewhere"}
+    replace(path, GOOD)
+    await watcher.check()
+    assert app.config_state.pending_restart == {}
+
+
+async def test_data_dir_given_on_the_command_line_is_no_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD)
+    config = load(path)
+    config = replace_settings(config, sysmenu=replace_settings(config.sysmenu, data_dir=tmp_path / "d"))
+    store = Store(tmp_path / "db")
+    app = State(config, store)
+    watcher = ConfigWatcher(app, str(path), 1)
+    replace(path, BETTER)
+    with caplog.at_level(logging.INFO, "sysmenu"):
+        assert await watcher.check() is True
+    assert app.runner.default_timeout == 7
+    assert "changed" not in caplog.text and app.config_state.pending_restart == {}
+    store.close()
+
+
+async def test_empty_file_is_an_error_not_an_empty_menu(app: State, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    path.write_text("")
+    assert await watcher.check() is True
+    assert "the file is empty" in (app.config_state.error or "")
+    assert app.catalogue.get("custom", "one") is not None
+
+
+async def test_file_still_being_written_is_not_read(app: State, tmp_path: Path) -> None:
+    """Truncated and written in two steps (as cp does): the half-written file is never used."""
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    whole = GOOD + "    - action: two\n      command: echo two\n"
+    with path.open("w") as fh:
+        assert await watcher.check() is True  # empty, open for writing
+        fh.write(whole[: len(GOOD)])
+        fh.flush()
+        assert await watcher.check() is True  # a valid but partial config, still open
+        assert "being written" in (app.config_state.error or "")
+        assert app.catalogue.get("custom", "one") is not None
+        fh.write(whole[len(GOOD) :])
+    assert await watcher.check() is True
+    assert app.config_state.error is None
+    assert app.catalogue.get("custom", "two") is not None
 
 
 async def test_rule_naming_nobody_is_a_rejected_change(app: State, tmp_path: Path) -> None:

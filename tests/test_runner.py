@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from sysmenu.catalogue import CommandSpec
-from sysmenu.errors import BadRequest, Conflict, SysmenuError
+from sysmenu.errors import BadRequest, Conflict, Stopping, SysmenuError
 from sysmenu.models import Who
-from sysmenu.runner import Runner
+from sysmenu.runner import DuplicateKey, Runner
 from sysmenu.store import Store
 from tests.proctable import processes_with, wait_until_gone, zombies_of
 
@@ -44,6 +44,11 @@ async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
 
 def spec(command: str | None, action: str = "a", **kw: object) -> CommandSpec:
     return CommandSpec("custom", action, action.title(), command, **kw)  # type: ignore[arg-type]
+
+
+# After `cmd &`: wait until the background process is `cmd` (exec'd), so that its
+# recorded command line is not the forked shell's.
+EXECED = "until tr '\\0' ' ' </proc/$!/cmdline | grep -q ^sleep; do sleep 0.01; done; "
 
 
 def marker() -> str:
@@ -87,12 +92,45 @@ async def test_kill_sends_term_then_kill(runner: Runner) -> None:
     assert wait_until_gone(m) == []
 
 
-async def test_background_jobs_do_not_outlive_the_command(runner: Runner) -> None:
+async def test_background_jobs_are_left_running_and_recorded(runner: Runner) -> None:
+    """As a shell (and OctoPrint) leaves them: the answer does not wait for them."""
     m = marker()
-    run = await runner.start(spec(f"sleep {m} & echo started"), WHO)
+    run = await runner.start(spec(f"sleep {m} & {EXECED} echo started"), WHO)
     await asyncio.wait_for(run.done.wait(), 10)
     assert run.state == "ok"
     assert run.stdout.text() == "started\n"
+    (left,) = processes_with(f"sleep {m}")
+    assert run.leftovers == [{"pid": left, "command": f"sleep {m}", "killed": False}]
+    row = runner.runlog.get(run.id)
+    assert row is not None and row.leftovers == run.leftovers
+    os.kill(left, 9)
+    assert wait_until_gone(m) == []
+
+
+async def test_background_jobs_end_with_leftovers_kill(runner: Runner) -> None:
+    m = marker()
+    command = f"sleep {m} & {EXECED} setsid sleep {m} & {EXECED} echo started"
+    run = await runner.start(spec(command, leftovers="kill"), WHO)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "ok"
+    assert sorted(p["command"] for p in run.leftovers) == [f"sleep {m}", f"sleep {m}"]
+    assert all(p["killed"] for p in run.leftovers)
+    assert wait_until_gone(m) == []
+
+
+@pytest.mark.parametrize("how", ["setsid", "double-fork"])
+async def test_escapees_of_a_killed_run_are_ended(runner: Runner, how: str, tmp_path: Path) -> None:
+    m, ready = marker(), tmp_path / "ready"
+    daemon = f"sh -c 'touch {ready}; exec sleep {m}'"
+    escape = f"setsid {daemon} &" if how == "setsid" else f'(sh -c "{daemon} &" &);'
+    run = await runner.start(spec(f"{escape} sleep {m}", timeout=30), WHO)
+    for _ in range(200):  # bounded: until the escapee has started
+        if ready.exists():
+            break
+        await asyncio.sleep(0.02)
+    run.kill()
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.state == "killed"
     assert wait_until_gone(m) == []
 
 
@@ -151,6 +189,70 @@ async def test_concurrency_one_refuses_a_second_run(runner: Runner) -> None:
     assert second.state == "ok"
 
 
+async def test_a_start_that_cannot_be_recorded_passes_its_turn_on(runner: Runner, tmp_path: Path) -> None:
+    s = spec("sleep 0.2", queue=True)
+    first = await runner.start(s, WHO)
+    runner.runlog.start("custom", "a", "A", WHO, "taken")
+    second = asyncio.create_task(runner.start(s, WHO, "taken"))  # will fail to record
+    third = asyncio.create_task(runner.start(s, WHO))
+    with pytest.raises(DuplicateKey):
+        await asyncio.wait_for(second, 10)
+    run = await asyncio.wait_for(third, 10)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert first.done.is_set() and run.state == "ok"
+
+
+async def test_stop_answers_every_waiter_at_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "close.db")
+    r = Runner(store.runs, default_timeout=30, kill_grace=5, output_limit=4096)
+    s = spec(f"sleep {marker()}", queue=True)
+    run = await r.start(s, WHO)
+    waiters = [asyncio.create_task(r.start(s, WHO)) for _ in range(4)]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(r.close(grace=0.5), 5)
+    for waiter in waiters:
+        with pytest.raises(Stopping):
+            await waiter
+    assert run.state == "interrupted"
+    assert len(store.runs.list()) == 1
+    store.close()
+
+
+async def test_a_waiter_that_leaves_never_runs(runner: Runner) -> None:
+    s = spec("sleep 0.2", queue=True)
+    first = await runner.start(s, WHO)
+    leaving = asyncio.create_task(runner.start(s, WHO))
+    staying = asyncio.create_task(runner.start(s, WHO))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    run = await asyncio.wait_for(staying, 10)
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert first.state == "ok" and run.state == "ok"
+    assert len(runner.runlog.list()) == 2
+
+
+async def test_an_end_that_cannot_be_written_is_kept_and_written_later(tmp_path: Path) -> None:
+    path, gate = tmp_path / "ends.db", tmp_path / "gate"
+    store = Store(path)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    run = await r.start(spec(f"while [ ! -e {gate} ]; do sleep 0.01; done; echo done"), WHO)
+    os.link(path, tmp_path / "backup.db")
+    path.unlink()  # the database is gone while the command runs
+    gate.touch()
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert r.known(run.id) is run and run.id in r.unwritten
+    assert store.runs.get(run.id).state == "running"  # type: ignore[union-attr]
+    os.link(tmp_path / "backup.db", path)  # back: the end is written without any new run
+    for _ in range(100):
+        if not r.unwritten:
+            break
+        await asyncio.sleep(0.05)
+    row = store.runs.get(run.id)
+    assert row is not None and (row.state, row.stdout) == ("ok", "done\n")
+    await r.close()
+    store.close()
+
+
 async def test_queue_waits_its_turn(runner: Runner) -> None:
     s = spec("echo start; sleep 0.1; echo end", queue=True)
     runs = await asyncio.gather(*(runner.start(s, WHO) for _ in range(4)))
@@ -187,7 +289,7 @@ async def test_close_interrupts_running_runs(tmp_path: Path) -> None:
     assert run.state == "interrupted"
     assert store.runs.get(run.id).state == "interrupted"  # type: ignore[union-attr]
     assert wait_until_gone(m) == []
-    with pytest.raises(Conflict):
+    with pytest.raises(Stopping):
         await r.start(spec("true"), WHO)
     store.close()
 

@@ -156,6 +156,32 @@ async def test_idempotency_key_returns_the_first_run(env: Env) -> None:
     assert r.json()["id"] == env.store.runs.list(action="hello")[0].id
 
 
+async def test_idempotency_key_reused_for_another_command_is_422(env: Env) -> None:
+    headers = env.auth() | {"Idempotency-Key": "once"}
+    assert (await env.client.post("/api/system/commands/custom/hello", headers=headers)).status_code == 204
+    r = await env.client.post("/api/system/commands/custom/fail", headers=headers)
+    assert r.status_code == 422
+    assert "custom:hello" in r.json()["error"] and "custom:fail" in r.json()["error"]
+    assert env.store.runs.list(action="fail") == []
+
+
+@pytest.mark.config(SLOW)
+async def test_parallel_requests_with_one_key_start_one_run(env: Env) -> None:
+    """Ten at once to a queued command that is busy: one run, ten answers (the first run's)."""
+    busy = await env.client.post("/api/system/commands/custom/queued", headers=env.auth())
+    assert busy.status_code == 204
+    blocker = asyncio.create_task(env.client.post("/api/system/commands/custom/queued", headers=env.auth()))
+    headers = env.auth() | {"Idempotency-Key": "burst"}
+    answers = await asyncio.gather(
+        *(env.client.post("/api/system/commands/custom/queued", headers=headers) for _ in range(10))
+    )
+    assert [r.status_code for r in answers] == [204] * 10
+    assert (await blocker).status_code == 204
+    assert len(env.store.runs.list(action="queued")) == 3  # the first, the blocker, one for the key
+    r = await env.client.post("/api/system/commands/custom/hello", headers=headers)
+    assert r.status_code == 422
+
+
 async def test_idempotency_keys_are_per_user(env: Env) -> None:
     other = env.store.accounts.create_key("admin", "second")
     env.store.accounts.add_user("carol", ["admins"])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import __version__
@@ -15,14 +16,17 @@ from .arguments import Value, check_values
 from .auth import FORBIDDEN, Identity
 from .catalogue import DIVIDER, SOURCES, CommandSpec
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
+from .idempotency import Claims, ClientLeft, unless_client_leaves
 from .invocation import Invocation, same_values
-from .models import RunRecord
+from .models import RunRecord, Who
 from .responses import JSON, NO_CONTENT, json_response
+from .runner import DuplicateKey, Run
 
 if TYPE_CHECKING:
     from .runner import Run
     from .state import State
 
+log = logging.getLogger("sysmenu.api")
 API_VERSION = "0.1"
 OCTOPRINT_VERSION = "1.11.8"  # the OctoPrint release whose API sysmenu answers as
 STALE_CREDENTIALS = "This command needs your password, checked within the last 5 minutes: log in again"
@@ -33,6 +37,7 @@ class SystemApi:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.claims = Claims(self._find)
         self.version_body = json.dumps(
             {
                 "api": API_VERSION,
@@ -121,12 +126,12 @@ class SystemApi:
         if key is not None and len(key) > 255:
             raise BadRequest("Idempotency-Key is longer than 255 characters")
         store = self.state.store
-        previous = await store.db.run(store.runs.find_idempotent, who.user, key) if key else None
-        if previous is not None:
-            if spec.arguments and not same_values(values, previous.arguments_digest):
-                raise Unprocessable("Idempotency-Key was used before with other arguments")
-            return await self._replay(request, previous, wants_handle)
-
+        if key is not None:
+            previous = await self.claims.previous(who.user, key, source, action)
+            if previous is not None:
+                if spec.arguments and not same_values(values, previous.arguments_digest):
+                    raise Unprocessable("Idempotency-Key was used before with other arguments")
+                return await self._replay(request, previous, wants_handle)
         shown = {"arguments": invocation.shown} if invocation.shown is not None else {}
 
         async def audit(run: Run) -> None:
@@ -138,7 +143,16 @@ class SystemApi:
         queue_now = spec.is_async and not wants_handle and spec.queue and runner.must_wait(spec)
         if queue_now and runner.start_later(spec, who, key, audit, invocation):  # answered at once
             return NO_CONTENT
-        run = await runner.start(spec, who, key, invocation)
+        if key is None:
+            run = await self._start(request, spec, who, None, wants_handle, invocation)
+        else:
+            try:
+                async with self.claims.hold(who.user, key):
+                    run = await self._start(request, spec, who, key, wants_handle, invocation)
+            except DuplicateKey:  # recorded first by another process using the same database
+                previous = await self.claims.previous(who.user, key, source, action)
+                assert previous is not None
+                return await self._replay(request, previous, wants_handle)
         await audit(run)
         if wants_handle:
             return self._accepted(request, run.id)
@@ -146,6 +160,36 @@ class SystemApi:
             return NO_CONTENT
         await run.done.wait()
         return self._outcome(run.record(), spec.ignore, spec.timeout or self.state.runner.default_timeout)
+
+    async def _start(
+        self,
+        request: Request,
+        spec: CommandSpec,
+        who: Who,
+        key: str | None,
+        wants_handle: bool,
+        invocation: Invocation,
+    ) -> Run:
+        """Start the run; a sync request that waits for a turn is dropped if its client
+        leaves meanwhile (async requests and those asking for a handle run anyway)."""
+        start = self.state.runner.start(spec, who, key, invocation)
+        if not spec.queue or spec.is_async or wants_handle:
+            return await start
+        try:
+            run: Run = await unless_client_leaves(request.receive, start)
+        except ClientLeft:
+            log.info(
+                "%s:%s by %s not run: the client left while it waited", *(spec.source, spec.action, who.user)
+            )
+            store = self.state.store
+            await store.db.run(
+                store.audit.record, "execute-dropped", who, source=spec.source, action=spec.action
+            )
+            raise ClientDisconnect from None
+        return run
+
+    async def _find(self, user: str | None, key: str) -> RunRecord | None:
+        return await self.state.store.db.run(self.state.store.runs.find_idempotent, user, key)
 
     async def _replay(self, request: Request, previous: RunRecord, wants_handle: bool) -> Response:
         """A retried request with a known Idempotency-Key: the first run's answer."""
@@ -158,7 +202,8 @@ class SystemApi:
         if live is not None:
             await live.done.wait()
         store = self.state.store
-        record = await store.db.run(store.runs.get, previous.id)
+        ended = self.state.runner.unwritten.get(previous.id)  # memory has the truth until written
+        record = ended.record() if ended is not None else await store.db.run(store.runs.get, previous.id)
         assert record is not None
         ignore = spec.ignore if spec is not None else False
         return self._outcome(record, ignore, self.state.runner.default_timeout)

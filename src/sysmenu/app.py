@@ -21,6 +21,7 @@ from .api import SystemApi
 from .appkeys_api import AppKeysApi
 from .audit_api import AuditApi
 from .config import Config
+from .database import Database
 from .formkey import FormKey
 from .health import Health
 from .metrics import HttpMetrics, MetricsView, RouteProbe
@@ -35,6 +36,14 @@ from .store import Store
 from .web import WebUi
 
 log = logging.getLogger("sysmenu")
+
+
+async def _watch_database(db: Database, interval: float = 2.0) -> None:
+    """Notice (and log) a database file deleted, replaced or writable again, even when
+    nothing is written meanwhile."""
+    while True:
+        await asyncio.sleep(interval)
+        await db.run(db.check_file)
 
 
 def create_app(config: Config, store: Store | None = None) -> Starlette:
@@ -74,6 +83,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
         accounts = state.store.accounts
         with contextlib.suppress(sqlite3.Error):  # else the first request with a key loads them
             await state.store.db.run(accounts.load_keys)
+        database = asyncio.create_task(_watch_database(state.store.db))
         watcher = None
         interval = config.sysmenu.reload_interval
         if interval > 0 and os.path.isfile(config.source):
@@ -89,6 +99,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
             yield
         finally:
             pruner.cancel()
+            database.cancel()
             if watcher is not None:
                 watcher.cancel()
             await state.runner.close()

@@ -55,6 +55,7 @@ class CommandSpec:
     arguments: tuple[ArgumentSpec, ...] = ()
     argv: ArgvTemplate | None = None
     mqtt: bool | None = None  # the entry's `mqtt:`; None follows sysmenu.mqtt.expose
+    leftovers: str = "keep"  # "kill": background processes end with the command
 
     @property
     def is_divider(self) -> bool:
@@ -170,6 +171,7 @@ def _custom_specs(config: Config) -> list[CommandSpec]:
             arguments=entry.arguments,
             argv=entry.argv,
             mqtt=entry.mqtt,
+            leftovers=entry.leftovers,
         )
     counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
     for action, count in counts.items():

@@ -238,6 +238,7 @@ class Action:
     allow: tuple[str, ...] = ()  # users or groups who may run it without SYSTEM
     deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
     mqtt: bool | None = None  # shown over MQTT: None follows sysmenu.mqtt.expose
+    leftovers: str = "keep"  # what happens to background processes at a normal end
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "allow": ("allow", _checked(access.check_names)),
     "deny": ("deny", _checked(access.check_names)),
     "mqtt": ("mqtt", _optional(_bool)),
+    "leftovers": ("leftovers", _choice("keep", "kill")),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "host": ("host", _string(1)),

@@ -20,14 +20,16 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from .dbfile import FileHealth
 from .errors import StoreError
 from .models import GROUPS
 
@@ -84,7 +86,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stderr TEXT NOT NULL DEFAULT '',
     stdout_dropped INTEGER NOT NULL DEFAULT 0,
     stderr_dropped INTEGER NOT NULL DEFAULT 0,
-    idempotency_key TEXT
+    idempotency_key TEXT,
+    leftovers TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS runs_action ON runs(source, action, id);
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state, id);
@@ -118,6 +121,7 @@ _ADDED_COLUMNS = (
     ("runs", "arguments", "TEXT"),
     ("runs", "arguments_digest", "TEXT"),
     ("api_keys", "scope", "TEXT"),
+    ("runs", "leftovers", "TEXT NOT NULL DEFAULT '[]'"),
 )
 
 
@@ -127,15 +131,11 @@ class Database:
     def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
-        )
-        self.conn.row_factory = sqlite3.Row
+        self.busy_timeout = busy_timeout
+        self.conn = self._connect()
+        self.health = FileHealth(self.path)
         self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
         self._pool: ThreadPoolExecutor | None = None
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
         try:
             self._create_schema()
         except sqlite3.OperationalError as exc:
@@ -145,7 +145,67 @@ class Database:
                 raise StoreError(f"cannot set up the database {self.path}: {exc}") from None
             log.error("database %s cannot be written (%s): running read-only", self.path, exc)
         # Opened after the schema exists: a second connection to watch for changes.
-        self._watch = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        self._watch = self._watcher()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        conn.row_factory = sqlite3.Row
+        with suppress(sqlite3.OperationalError):  # read-only: reads work in the file's own mode
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _before_write(self) -> None:
+        """Refuse to write to a file that is no longer the database's (see `FileHealth`);
+        reopen the file after a write to it failed (it may be writable again)."""
+        moved = self.health.moved()
+        if moved is not None:
+            # Another file at the path shares the open file's -wal and -shm names: only a
+            # restart may switch to it. The same file put back clears this.
+            if not self.health.error_moved:
+                # Empty the -wal into the old file now, so that nothing of it is ever
+                # applied to the file that is at the path now.
+                with suppress(sqlite3.Error):
+                    self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.health.report(f"{moved} (restart sysmenu to use a new one)", moved=True)
+            raise sqlite3.OperationalError(self.health.error)
+        if self.health.error_moved:
+            self.health.report(None)  # the file is back
+        if self.health.should_reopen() and not self._reopen():
+            raise sqlite3.OperationalError(self.health.error or f"database {self.path} cannot be opened")
+
+    def _reopen(self) -> bool:
+        """Open the database file afresh (never create one)."""
+        if not os.path.exists(self.path):
+            return False
+        # SQLite shares a file's -shm mapping among the connections of a process: one
+        # opened read-only keeps it read-only until all are closed, so close them first.
+        self.conn.close()
+        watching = hasattr(self, "_watch")
+        if watching:
+            self._watch.close()
+        try:
+            self.conn = self._connect()
+            if watching:
+                self._watch = self._watcher()
+        except sqlite3.Error as exc:
+            log.error("cannot open the database %s again: %s", self.path, exc)
+            self.conn = sqlite3.connect(":memory:", check_same_thread=False)  # fails every query
+            return False
+        self.health.reopened()
+        return True
+
+    def _watcher(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+
+    def check_file(self) -> dict[str, object]:
+        """Look at the file now (deleted? replaced? writable again?); its health."""
+        with self._lock, suppress(sqlite3.Error):
+            self._before_write()
+        return self.health.status()
 
     def _create_schema(self) -> None:
         # executescript() would commit on its own; run the statements in our transaction.
@@ -171,6 +231,7 @@ class Database:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self.check_file()  # a file replaced meanwhile must not get this one's -wal at close
         self._watch.close()
         self.conn.close()
 
@@ -197,11 +258,16 @@ class Database:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: all of it is written, or none of it."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._before_write()
             try:
+                self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
                 self.conn.execute("COMMIT")  # a full disk can fail here: roll back below
-            except BaseException:
+            except BaseException as exc:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    self.health.failed(exc)
                 raise
+            else:
+                self.health.report(None)

@@ -68,6 +68,12 @@ class StorageUnavailable(SysmenuError):
     status_code = 503
 
 
+class Stopping(SysmenuError):
+    """The server is stopping: a request that has not started its run gets this."""
+
+    status_code = 503
+
+
 class CommandFailed(SysmenuError):
     """A synchronous command ended unsuccessfully (documented 500)."""
 

@@ -76,6 +76,7 @@ _PUBLIC_RUN_FIELDS = (
     "stdout_dropped",
     "stderr_dropped",
     "arguments",
+    "leftovers",
 )
 
 
@@ -106,6 +107,9 @@ class RunRecord:
     idempotency_key: str | None = None
     arguments: dict[str, Any] | None = None  # the values given, secrets masked
     arguments_digest: str | None = None  # salted digest of all values (secrets too)
+    # background processes left running (or killed, with `leftovers: kill`) at a normal
+    # end: [{"pid", "command", "killed"}]; None when not loaded (listings)
+    leftovers: list[dict[str, Any]] | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API shows of the run: no private columns, output only if loaded."""
@@ -113,5 +117,5 @@ class RunRecord:
         return {
             name: data[name]
             for name in _PUBLIC_RUN_FIELDS
-            if not (name in ("stdout", "stderr", "arguments") and data[name] is None)
+            if not (name in ("stdout", "stderr", "arguments", "leftovers") and data[name] is None)
         }

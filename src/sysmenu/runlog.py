@@ -23,6 +23,8 @@ def _record(row: sqlite3.Row) -> RunRecord:
     fields = dict(row)
     if fields.get("arguments") is not None:
         fields["arguments"] = json.loads(fields["arguments"])
+    if fields.get("leftovers") is not None:
+        fields["leftovers"] = json.loads(fields["leftovers"])
     return RunRecord(**fields)
 
 
@@ -73,7 +75,7 @@ class RunLog:
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE runs SET state=?, ended=?, duration=?, returncode=?, signal=?, stdout=?, "
-                "stderr=?, stdout_dropped=?, stderr_dropped=? WHERE id=?",
+                "stderr=?, stdout_dropped=?, stderr_dropped=?, leftovers=? WHERE id=?",
                 (
                     record.state,
                     record.ended,
@@ -84,17 +86,26 @@ class RunLog:
                     record.stderr or "",
                     record.stdout_dropped,
                     record.stderr_dropped,
+                    json.dumps(record.leftovers or []),
                     record.id,
                 ),
             )
 
-    def interrupt_running(self) -> list[RunRecord]:
-        """Mark runs left `running` by a dead server as `interrupted`; return them."""
+    def running(self) -> list[RunRecord]:
+        """Runs recorded as running (at start-up: those a dead server left). A read: it
+        works on a store that cannot be written."""
+        return [_record(r) for r in self.db.conn.execute("SELECT * FROM runs WHERE state='running'")]
+
+    def interrupt_running(self, ids: list[int] | None = None) -> list[RunRecord]:
+        """Mark runs left `running` by a dead server (all, or those of `ids`) as
+        `interrupted`; return them."""
+        only = "" if ids is None else f" AND id IN ({','.join(str(int(i)) for i in ids)})"
         with self.db.transaction() as conn:
-            rows = conn.execute("SELECT * FROM runs WHERE state='running'").fetchall()
+            rows = conn.execute("SELECT * FROM runs WHERE state='running'" + only).fetchall()
             now = time.time()
             conn.execute(
-                "UPDATE runs SET state='interrupted', ended=?, duration=? - started WHERE state='running'",
+                "UPDATE runs SET state='interrupted', ended=?, duration=? - started WHERE state='running'"
+                + only,
                 (now, now),
             )
         return [_record(r) for r in rows]

@@ -11,12 +11,14 @@ to the run log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal as signals
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
@@ -28,6 +30,7 @@ from .runlog import RunLog
 from .slots import Slot, Slots
 from .spawn import spawn
 from .supervision import PIPE_GRACE, Ending, Process, killpg, process_start_time, supervise
+from .tracker import ProcessTracker
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -35,6 +38,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("sysmenu.runner")
 
 MAX_QUEUED = 64  # runs of one command that may wait for their turn without a request
+RETRY_ENDS = 1.0  # seconds between attempts to write run ends the store refused
+
+
+class DuplicateKey(Exception):
+    """Another request recorded a run with this Idempotency-Key first."""
 
 
 class Run:
@@ -58,6 +66,7 @@ class Run:
         self.signal: int | None = None
         self.duration: float | None = None
         self.pid: int | None = None
+        self.leftovers: list[dict[str, Any]] = []  # background processes at its end
         self.stdout = Output(limit)
         self.stderr = Output(limit)
         self.feed = OutputFeed(limit)
@@ -89,6 +98,7 @@ class Run:
             self.ending = "timeout"
         # `ignore: true` makes a failure a success: recorded as ok, its exit code kept
         self.state = self.ending or ("ok" if ending.returncode == 0 or self.spec.ignore else "failed")
+        self.leftovers = ending.leftovers
 
     def record(self, output: bool = True) -> RunRecord:
         """The run as it stands, in the shape the run log keeps (output: with its text)."""
@@ -112,6 +122,7 @@ class Run:
             stderr=self.stderr.text() if output else None,
             pid=self.pid,
             arguments=self.invocation.shown,
+            leftovers=self.leftovers if output else None,
         )
 
 
@@ -146,6 +157,15 @@ class Runner:
         self._queued: dict[tuple[str, str], int] = {}  # runs waiting without a request
         self._stop_grace: float | None = None  # set by close(): the kill grace while stopping
         self.observers: list[RunObserver] = []
+        self.tracker = ProcessTracker(os.path.realpath(runlog.db.path))
+        self.unwritten: dict[int, Run] = {}  # ended runs whose end the store refused so far
+        self._uninterrupted: list[int] = []  # runs of a dead server not yet marked interrupted
+        self._writer: asyncio.Task[None] | None = None
+        self._detached: set[Any] = set()  # transports whose pipes leftovers still hold
+
+    def adopt_orphans(self) -> None:
+        """Server only: see `ProcessTracker.adopt_orphans`."""
+        self.tracker.adopt_orphans()
 
     @classmethod
     def from_settings(cls, runlog: RunLog, settings: Settings, pipe_grace: float = PIPE_GRACE) -> Runner:
@@ -188,7 +208,9 @@ class Runner:
                 invocation.recorded(),
             )
         except sqlite3.Error as exc:
-            self.slots.release(slot)
+            self.slots.release(slot)  # the turn goes to the next in line
+            if isinstance(exc, sqlite3.IntegrityError) and idempotency_key is not None:
+                raise DuplicateKey(idempotency_key) from None
             log.error("cannot record a run of %s:%s, not running it: %s", spec.source, spec.action, exc)
             raise StorageUnavailable(f"Cannot record the run, so the command was not run: {exc}") from None
         except BaseException:
@@ -241,20 +263,29 @@ class Runner:
         return True
 
     async def _execute(self, run: Run, slot: Slot) -> None:
-        argv, env = run.invocation.argv, run.invocation.environment()
+        argv = run.invocation.argv
+        env = self.tracker.env(run.id, run.invocation.environment())
+        noted: asyncio.Future[None] | None = None
+
+        def started(pid: int) -> None:  # before any await: a kill -9 from here on finds it
+            nonlocal noted
+            run.pid = pid
+            self.tracker.shells.add(pid)
+            noted = asyncio.ensure_future(self._note_process(run))
+
         try:
             try:
-                # own process group (start_new_session), killed as a group
+                # own process group (start_new_session); the tag finds what leaves it
                 transport, process = await spawn(
-                    lambda: Process(run.stdout, run.stderr, run.feed), argv, env=env
+                    lambda: Process(run.stdout, run.stderr, run.feed), argv, env=env, started=started
                 )
             except OSError as exc:
                 run.stderr.feed(f"cannot start {argv[0]}: {exc}\n".encode())
                 run.state = "failed"
                 return
             try:
-                run.pid = transport.get_pid()
-                await self._note_process(run)
+                assert run.pid is not None and noted is not None
+                await noted
                 ending = await supervise(
                     process,
                     run.pid,
@@ -262,19 +293,30 @@ class Runner:
                     kill=run.kill_requested,
                     grace=lambda: self.kill_grace if self._stop_grace is None else self._stop_grace,
                     pipe_grace=self.pipe_grace,
+                    processes=self.tracker.run(run.id, run.pid, run.spec.leftovers),
                 )
                 run.ended(ending)
             finally:
-                transport.close()
+                self._close_or_detach(transport, process)
         except asyncio.CancelledError:
             run.state = "interrupted"
             if run.pid is not None:
                 killpg(run.pid, signals.SIGKILL)
+                await self.tracker.run(run.id, run.pid).end(0)
         except Exception:  # a bug must still finish the run record
             log.exception("run %s failed inside the runner", run.id)
             run.state = "failed"
         finally:
             await self._finish(run, slot)
+
+    def _close_or_detach(self, transport: Any, process: Process) -> None:
+        """Close the pipes, unless leftovers hold them: then they close when those let go
+        (or at server stop), and what still comes is dropped."""
+        if not process.detached:
+            transport.close()
+            return
+        self._detached.add(transport)
+        process.closed_callback = lambda: self._detached.discard(transport)
 
     async def _note_process(self, run: Run) -> None:
         assert run.pid is not None
@@ -285,10 +327,17 @@ class Runner:
 
     async def _finish(self, run: Run, slot: Slot) -> None:
         run.duration = time.time() - run.started
+        if run.pid is not None:
+            self.tracker.shells.discard(run.pid)
         try:
+            await self.write_ends()  # older ends first
             await self.runlog.db.run(self.runlog.finish, run.record())
-        except sqlite3.Error as exc:  # the run stays "running" on disk: a restart marks it interrupted
-            log.error("cannot record the end of run %s (%s): %s", run.id, run.state, exc)
+        except sqlite3.Error as exc:
+            log.error(
+                "cannot write the end of run %s (%s) yet, kept until it can be: %s", run.id, run.state, exc
+            )
+            self.unwritten[run.id] = run
+            self._retry_writes()
         finally:
             self.running.pop(run.id, None)
             self.slots.release(slot)
@@ -317,6 +366,34 @@ class Runner:
         """Whether a run is running or waiting."""
         return bool(self.running) or self.queued > 0
 
+    def known(self, run_id: int) -> Run | None:
+        """A run this server holds in memory: running, or ended but not yet written."""
+        return self.running.get(run_id) or self.unwritten.get(run_id)
+
+    def waiting(self) -> dict[str, int]:
+        return self.slots.waiting_by_command()
+
+    async def write_ends(self) -> None:
+        """Write what the store refused before (raises while it still does)."""
+        if self._uninterrupted:
+            await self.runlog.db.run(self.runlog.interrupt_running, self._uninterrupted)
+            log.warning("runs %s of an earlier server marked interrupted after all", self._uninterrupted)
+            self._uninterrupted = []
+        for run in list(self.unwritten.values()):
+            await self.runlog.db.run(self.runlog.finish, run.record())
+            del self.unwritten[run.id]
+            log.warning("end of run %s (%s) written after all", run.id, run.state)
+
+    def _retry_writes(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_later(), name="run-ends")
+
+    async def _write_later(self) -> None:
+        while self.unwritten or self._uninterrupted:
+            await asyncio.sleep(RETRY_ENDS)
+            with contextlib.suppress(sqlite3.Error):
+                await self.write_ends()
+
     def get(self, run_id: int) -> Run:
         run = self.running.get(run_id)
         if run is None:
@@ -324,13 +401,22 @@ class Runner:
         return run
 
     async def recover(self) -> list[int]:
-        """At start-up: mark runs a dead server left as interrupted, kill their groups."""
-        ids = []
-        for record in await self.runlog.db.run(self.runlog.interrupt_running):
-            ids.append(record.id)
-            pid = record.pid
-            if pid and record.pid_start and process_start_time(pid) == record.pid_start:
-                killpg(pid, signals.SIGKILL)
+        """At start-up: end every process of the runs a dead server left, then mark them
+        interrupted (later, if the store cannot be written now)."""
+        runs = {
+            record.id: record.pid
+            if record.pid and process_start_time(record.pid) == record.pid_start
+            else None
+            for record in await self.runlog.db.run(self.runlog.running)  # a read: works read-only
+        }
+        self.tracker.end_runs_of_a_dead_server(runs)
+        ids = sorted(runs)
+        try:
+            await self.runlog.db.run(self.runlog.interrupt_running, ids)
+        except sqlite3.Error:  # written as soon as the store accepts writes
+            self._uninterrupted = ids
+            self._retry_writes()
+            raise
         return ids
 
     async def close(self, grace: float = 2.0) -> None:
@@ -346,3 +432,16 @@ class Runner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        self.tracker.close()
+        for transport in list(self._detached):
+            transport.close()  # leftovers keep running; a write to the pipe may now fail
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            await self.write_ends()
+        except sqlite3.Error as exc:
+            for run in self.unwritten.values():  # the log keeps what the database could not
+                log.error(
+                    "end of run %s lost (%s): %s, returncode %s, signal %s",
+                    *(run.id, exc, run.state, run.returncode, run.signal),
+                )

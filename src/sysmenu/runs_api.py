@@ -72,6 +72,7 @@ class RunsApi:
             raise Forbidden(FORBIDDEN)
         state = self.state.config_state
         verdicts = await self.verdicts.get(self.state.catalogue)
+        db = self.state.store.db
         return json_response(
             {
                 "version": __version__,
@@ -81,9 +82,12 @@ class RunsApi:
                     "error": state.error,
                     "error_at": state.error_at,
                     "warnings": list(self.state.config.warnings),
+                    "pending_restart": state.pending_restart,
                 },
+                "database": db.health.current(),
                 "running": sorted(self.state.runner.running),
                 "commands": [v for v in verdicts if grant.may_see(v["source"], v["action"])],
+                "waiting": self.state.runner.waiting(),
             }
         )
 
@@ -91,7 +95,7 @@ class RunsApi:
         """A run with its output; a live run's output comes from memory."""
         if run_id > MAX_ID:
             raise NotFound(f"No run {run_id}")
-        live = self.state.runner.running.get(run_id)
+        live = self.state.runner.known(run_id)  # memory is the truth while the end is unwritten
         if live is not None:
             return live.record()
         store = self.state.store
@@ -139,8 +143,8 @@ class RunsApi:
             until=time_param(request, "until"),
             only=only,
         )
-        running = self.state.runner.running
-        runs = [(running[r.id].record(output=False) if r.id in running else r).public() for r in records]
+        known = self.state.runner.known
+        runs = [(live.record(output=False) if (live := known(r.id)) else r).public() for r in records]
         page: dict[str, Any] = {"runs": runs}
         if len(runs) == limit:
             query = request.url.include_query_params(before=records[-1].id)

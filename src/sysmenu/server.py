@@ -9,6 +9,7 @@ adds both bounds; `max_connections` caps open connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from typing import Any, ClassVar
@@ -141,6 +142,12 @@ class _Server(ManagedServer):
         await self.runner.close()
         await super().shutdown(sockets)
 
+    def run(self, sockets: Any = None) -> None:
+        # uvicorn raises a caught SIGINT again once it has stopped cleanly; Ctrl-C is a
+        # clean stop, not an abort: exit 0 instead of click's "Aborted!" and status 1.
+        with contextlib.suppress(KeyboardInterrupt):
+            super().run(sockets)
+
 
 def run_server(
     app: Starlette,
@@ -163,6 +170,8 @@ def run_server(
             "_sweep": [],
         },
     )
+    # The server (only it: it has no other children) adopts what its runs leave behind.
+    app.state.sysmenu.runner.adopt_orphans()
     config = uvicorn.Config(
         app,
         host=host,

@@ -13,10 +13,10 @@ import contextlib
 from collections import deque
 
 from .catalogue import CommandSpec
-from .errors import Conflict
+from .errors import Conflict, Stopping
 
 Key = tuple[str, str]  # (source, action)
-STOPPING = "The server is stopping"
+STOPPING = "The server is stopping: the command was not run"
 
 
 class Slot:
@@ -41,7 +41,7 @@ class Slots:
     async def acquire(self, spec: CommandSpec) -> Slot:
         """A turn for `spec`: at once if it has room, after a wait if it queues; else 409."""
         if self.closed:
-            raise Conflict(STOPPING)
+            raise Stopping(STOPPING)
         key = (spec.source, spec.action)
         held = self._held.setdefault(key, [])
         if len(held) >= spec.concurrency:
@@ -74,7 +74,11 @@ class Slots:
                 with contextlib.suppress(ValueError):
                     queue.remove(waiter)
             if self.closed:
-                raise Conflict(STOPPING)
+                raise Stopping(STOPPING)
+
+    def waiting_by_command(self) -> dict[str, int]:
+        """How many requests wait for a turn, by command (``source:action``)."""
+        return {f"{s}:{a}": len(q) for (s, a), q in self._waiting.items() if q}
 
     def release(self, slot: Slot) -> None:
         """End `slot`'s turn and hand it to the next waiter."""

@@ -109,9 +109,13 @@ async def spawn(
     *,
     start_new_session: bool = True,
     env: dict[str, str] | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> tuple[Any, P]:
     """Start `argv` with stdin from /dev/null and stdout, stderr piped to the protocol;
-    `env` is its whole environment (None: the server's)."""
+    `env` is its whole environment (None: the server's).
+
+    `started` is called with the pid as soon as the process exists, before any await
+    (so that a server killed at any later moment has recorded what to look for)."""
     loop = asyncio.get_running_loop()
     if not PIDFD:
         exec_transport, exec_protocol = await loop.subprocess_exec(
@@ -123,6 +127,8 @@ async def spawn(
             start_new_session=start_new_session,
             env=env,
         )
+        if started is not None:
+            started(exec_transport.get_pid())
         return exec_transport, exec_protocol
     popen = subprocess.Popen(
         argv,
@@ -132,6 +138,8 @@ async def spawn(
         start_new_session=start_new_session,
         env=env,
     )
+    if started is not None:
+        started(popen.pid)
     protocol = factory()
     try:
         transport = ChildTransport(loop, popen, protocol)

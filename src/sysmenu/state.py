@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
@@ -22,6 +23,7 @@ from .runner import Runner
 from .store import Store
 
 log = logging.getLogger("sysmenu")
+RESTART_KEYS = ("host", "port", "data_dir", "mqtt")  # settings that take effect at the next start
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ConfigState:
     loaded: float
     error: str | None = None
     error_at: float | None = None
+    pending_restart: dict[str, Any] = field(default_factory=dict)  # restart-only keys changed
 
 
 class State:
@@ -51,10 +54,7 @@ class State:
     def apply(self, config: Config) -> None:
         """Put `config` in force. Address, port and data dir keep their start-up values
         (they need a restart); runs in progress keep the spec they started with."""
-        fixed = {k: getattr(self.config.sysmenu, k) for k in ("host", "port", "data_dir", "mqtt")}
-        changed = [k for k, v in fixed.items() if getattr(config.sysmenu, k) != v]
-        if changed:
-            log.warning("%s changed in the config: takes effect at the next start", ", ".join(changed))
+        fixed = {k: getattr(self.config.sysmenu, k) for k in RESTART_KEYS}  # see ConfigWatcher
         for warning in config.warnings:
             log.warning("config: %s", warning)
         settings = replace(config.sysmenu, **fixed)

@@ -2,7 +2,10 @@
 SIGTERM then SIGKILL the group; read its output to the end within a bounded grace.
 
 Nothing here knows runs or the database: `supervise` returns how the process
-ended, and the caller decides what that means.
+ended, and the caller decides what that means. Which processes belong to the
+command beyond its group (those that called ``setsid`` or double-forked) is
+`RunProcesses`' business: they are ended with the command when it is killed or
+times out, and left running (and recorded) when it ends by itself.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import codecs
 import os
 import signal as signals
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from .feed import OutputFeed
 from .output import Output
+from .tracker import RunProcesses
 
-PIPE_GRACE = 1.0  # seconds a leftover process may hold the pipes after the command ends
+PIPE_GRACE = 1.0  # seconds output may keep coming after the command ends
+DRAIN_TICK = 0.05  # at a normal end, reading goes on while output arrives within this
 
 
 def process_start_time(pid: int) -> str | None:
@@ -63,6 +68,9 @@ class Process(asyncio.SubprocessProtocol):
         self.exited = asyncio.Event()
         self.closed = asyncio.Event()
         self.returncode: int | None = None
+        self.received = 0
+        self.detached = False  # the command is over: what its leftovers still print is dropped
+        self.closed_callback: Callable[[], None] | None = None
         self._decoders = {
             1: codecs.getincrementaldecoder("utf-8")("replace"),
             2: codecs.getincrementaldecoder("utf-8")("replace"),
@@ -73,6 +81,9 @@ class Process(asyncio.SubprocessProtocol):
         self.transport = cast(asyncio.SubprocessTransport, transport)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.received += len(data)
+        if self.detached:
+            return
         name, sink = self.sinks[fd]
         sink.feed(data)
         text = self._decoders[fd].decode(data)
@@ -92,6 +103,8 @@ class Process(asyncio.SubprocessProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed.set()
+        if self.closed_callback is not None:
+            self.closed_callback()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +115,7 @@ class Ending:
     returncode: int | None
     signal: int | None
     timed_out: bool
+    leftovers: list[dict[str, Any]] = field(default_factory=list)  # see RunProcesses.settle
 
 
 async def supervise(
@@ -112,26 +126,32 @@ async def supervise(
     kill: asyncio.Event,
     grace: Callable[[], float],
     pipe_grace: float,
+    processes: RunProcesses,
 ) -> Ending:
-    """Wait for the command's end, or its timeout, or `kill`; then end its group and
-    read its output to the end. `grace()`: seconds between SIGTERM and SIGKILL."""
+    """Wait for the command's end, or its timeout, or `kill`; then end all its processes
+    (when it did not end by itself) or settle what it left behind (when it did), and read
+    its output to the end. `grace()`: seconds between SIGTERM and SIGKILL."""
     exited = asyncio.ensure_future(process.exited.wait())
     killer = asyncio.ensure_future(kill.wait())
     try:
         await asyncio.wait({exited, killer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         ended_by_us = not process.exited.is_set()
         if ended_by_us:
-            await terminate(pgid, process, grace())
+            await terminate(pgid, process, grace(), processes)
     finally:
         killer.cancel()
         exited.cancel()
-    # The command has ended: what it left in its group goes with it, and its
-    # output is read to the end (bounded: a process that left the group may hold a pipe).
-    if killpg(pgid, 0):
-        killpg(pgid, signals.SIGTERM)
-        if not await wait_event(process.closed, pipe_grace):
-            killpg(pgid, signals.SIGKILL)
-    await wait_event(process.closed, pipe_grace)
+    leftovers: list[dict[str, Any]] = []
+    if ended_by_us or kill.is_set():  # nothing it started may stay
+        await processes.end(grace())
+        await wait_event(process.closed, pipe_grace)
+    else:
+        await drain(process, pipe_grace)
+        leftovers = await processes.settle(not process.closed.is_set(), grace())
+        if leftovers and leftovers[0]["killed"]:
+            await wait_event(process.closed, pipe_grace)
+        if not process.closed.is_set():
+            process.detached = True  # let the pipes go: the answer does not wait for leftovers
     process.flush()
     code = process.returncode
     signal = -code if code is not None and code < 0 else None
@@ -139,12 +159,25 @@ async def supervise(
         returncode=None if signal is not None else code,
         signal=signal,
         timed_out=ended_by_us and not kill.is_set(),
+        leftovers=leftovers,
     )
 
 
-async def terminate(pgid: int, process: Process, grace: float) -> None:
-    """SIGTERM to the group, SIGKILL after `grace` seconds."""
-    killpg(pgid, signals.SIGTERM)
+async def drain(process: Process, pipe_grace: float) -> None:
+    """After the command's end: read its output until the pipes close, or as long as
+    output keeps arriving (at most `pipe_grace` seconds): a background process it left
+    may hold the pipes for ever."""
+    deadline = asyncio.get_running_loop().time() + pipe_grace
+    while not process.closed.is_set() and asyncio.get_running_loop().time() < deadline:
+        received = process.received
+        if await wait_event(process.closed, DRAIN_TICK) or process.received == received:
+            return
+
+
+async def terminate(pgid: int, process: Process, grace: float, processes: RunProcesses) -> None:
+    """SIGTERM to the group and the processes that left it, SIGKILL to the group after
+    `grace` seconds."""
+    processes.signal(signals.SIGTERM)
     if not await wait_event(process.exited, grace):
         killpg(pgid, signals.SIGKILL)
         await process.exited.wait()
