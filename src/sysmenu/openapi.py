@@ -182,7 +182,9 @@ def openapi_document() -> dict[str, Any]:
                         "400": _ERROR,
                         "404": _ERROR,
                         "409": _ERROR,
+                        "422": _ERROR,
                         "500": _ERROR,
+                        "503": _ERROR,
                         **denied,
                     },
                 }
@@ -241,6 +243,7 @@ def openapi_document() -> dict[str, Any]:
                         "409": _ERROR,
                         "422": _ERROR,
                         "500": _ERROR,
+                        "503": _ERROR,
                         **denied,
                     },
                 }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
@@ -100,8 +99,9 @@ def test_full_disk_keeps_a_run_end_and_writes_it_when_space_returns(tmp_path: Pa
 
 
 def test_a_locked_database_delays_only_what_needs_it(tmp_path: Path) -> None:
-    """Another process holds the write lock: a run start waits (or gets 503), everything else
-    keeps answering within 100 ms."""
+    """Another process holds the write lock: run starts wait (and get 503 after the busy
+    timeout), everything that needs no database keeps answering within 100 ms, and the run
+    history (a read on the database thread) within the busy timeout."""
     release = tmp_path / "release"
     with running_server(tmp_path, config_for(tmp_path)) as server, server.client() as http:
         with subprocess.Popen(
@@ -129,17 +129,23 @@ def test_a_locked_database_delays_only_what_needs_it(tmp_path: Path) -> None:
             starter = threading.Thread(target=keep_starting)
             starter.start()
             try:
-                times = []
-                for path in ("/api/version", "/api/system/commands", "/api/runs", "/api/status") * 5:
+                times: list[float] = []
+                reads: list[float] = []
+                paths = ("/api/version", "/api/system/commands", "/api/status", "/api/runs")
+                deadline = time.monotonic() + 20
+                while not answers and time.monotonic() < deadline:  # until a start was refused
+                    path = paths[len(times + reads) % len(paths)]
                     began = time.monotonic()
                     assert http.get(path).status_code == 200
-                    times.append(time.monotonic() - began)
+                    (reads if path == "/api/runs" else times).append(time.monotonic() - began)
             finally:
                 release.touch()
                 starter.join(30)
                 holder.wait(10)
         assert set(answers) <= {204, 503}
-        assert statistics.median(times) < 0.1 and max(times) < 1.0, times
+        assert 503 in answers  # the lock was held all along
+        assert max(times) < 0.1, times
+        assert max(reads) < 3.0, reads  # BUSY_TIMEOUT (1.5 s) and a margin
 
 
 def test_config_truncated_then_written_in_two_steps_is_never_half_applied(tmp_path: Path) -> None:
