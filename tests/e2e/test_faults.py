@@ -35,6 +35,7 @@ system:
     - action: forker
       name: Forks away and closes its pipes
       command: "(sleep {m} >/dev/null 2>&1 &) ; echo forked"
+      leftovers: kill
     - action: stdin
       name: Never reads stdin
       command: "sleep 0.2; echo fine"
