@@ -253,6 +253,23 @@ async def test_an_end_that_cannot_be_written_is_kept_and_written_later(tmp_path:
     store.close()
 
 
+async def test_a_graceful_stop_writes_every_kept_end(tmp_path: Path) -> None:
+    path, gate = tmp_path / "ends.db", tmp_path / "gate"
+    store = Store(path)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    run = await r.start(spec(f"while [ ! -e {gate} ]; do sleep 0.01; done; echo done"), WHO)
+    os.link(path, tmp_path / "backup.db")
+    path.unlink()
+    gate.touch()
+    await asyncio.wait_for(run.done.wait(), 10)
+    assert run.id in r.unwritten
+    os.link(tmp_path / "backup.db", path)
+    await asyncio.wait_for(r.close(), 10)  # before the retry comes round
+    row = store.runs.get(run.id)
+    assert row is not None and (row.state, row.stdout) == ("ok", "done\n")
+    store.close()
+
+
 async def test_queue_waits_its_turn(runner: Runner) -> None:
     s = spec("echo start; sleep 0.1; echo end", queue=True)
     runs = await asyncio.gather(*(runner.start(s, WHO) for _ in range(4)))
