@@ -181,15 +181,18 @@ def kill_all(tags: dict[str, int | None], reap: set[int] | None = None, rounds: 
     return killed
 
 
-def adopted_children(exclude: set[int]) -> list[int]:
-    """Children of this process other than `exclude` (the runs' own shells)."""
-    me = os.getpid()
+def adopted_children(exclude: set[int]) -> list[Proc]:
+    """Children of this process that it adopted as a subreaper: not `exclude` (the runs'
+    own shells), and not in its own process group, where everything it starts itself
+    without a session of its own (probes, helpers) stays; those are others' to wait for."""
+    me, group = os.getpid(), os.getpgrp()
     pids: list[int] = []
     with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{me}/task"):
             with contextlib.suppress(OSError), open(f"/proc/{me}/task/{task}/children") as fh:
                 pids.extend(int(p) for p in fh.read().split())
-    return [p for p in pids if p not in exclude]
+    found = (_stat(pid) for pid in pids if pid not in exclude)
+    return [proc for proc in found if proc is not None and proc.pgid != group]
 
 
 def reap_adopted(exclude: set[int]) -> None:
@@ -199,8 +202,7 @@ def reap_adopted(exclude: set[int]) -> None:
     own shells in `exclude`: elsewhere (tests, the CLI) a child may be someone
     else's to wait for.
     """
-    for pid in adopted_children(exclude):
-        proc = _stat(pid)
-        if proc is not None and proc.zombie:
+    for proc in adopted_children(exclude):
+        if proc.zombie:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+                os.waitpid(proc.pid, os.WNOHANG)

@@ -112,7 +112,9 @@ class RunProcesses:
         if procs.signal_group(self.pgid, 0) or pipes_open:
             return True
         tracker = self.tracker
-        return tracker.subreaper and bool(set(procs.adopted_children(tracker.shells)) - tracker.left)
+        if not tracker.subreaper:
+            return False
+        return bool({proc.pid for proc in procs.adopted_children(tracker.shells)} - tracker.left)
 
     async def settle(self, pipes_open: bool, grace: float) -> list[dict[str, Any]]:
         """The command ended by itself: what it left running is recorded and left alone,
