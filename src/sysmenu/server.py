@@ -170,7 +170,8 @@ def run_server(
             "_sweep": [],
         },
     )
-    # The server (only it: it has no other children) adopts what its runs leave behind.
+    # The server adopts what its runs leave behind (and reaps only those: children it starts
+    # itself stay in its own process group).
     app.state.sysmenu.runner.adopt_orphans()
     config = uvicorn.Config(
         app,
