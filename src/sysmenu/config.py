@@ -9,9 +9,7 @@ key path, the line and the value.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,19 +18,9 @@ from . import access
 from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
+from .checks import Check, Invalid, boolean, checked, confirm, number, optional, string
 from .errors import ConfigError
-
-DEFAULT_PORT = 5000
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-
-# Validation is a few plain functions rather than a schema library: the sections are
-# small, and the server's memory and start-up time are worth more (pydantic alone
-# was a third of the resident memory).
-
-
-class _Invalid(Exception):
-    """A value that does not fit; the message says why (the caller adds where)."""
+from .settings import DECLARATIONS, Settings
 
 
 class _Nested(Exception):
@@ -41,104 +29,6 @@ class _Nested(Exception):
     def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
         super().__init__(problems)
         self.problems = problems
-
-
-Check = Callable[[Any], Any]
-
-
-def _optional(check: Check) -> Check:
-    return lambda value: None if value is None else check(value)
-
-
-def _string(min_length: int = 0) -> Check:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Invalid("Input should be a valid string")
-        if len(value.strip()) < min_length:
-            raise _Invalid(f"String should have at least {min_length} character")
-        return value
-
-    return check
-
-
-_TRUE = {"true", "yes", "on", "1", "y", "t"}
-_FALSE = {"false", "no", "off", "0", "n", "f"}
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise _Invalid("Input should be a valid boolean")
-
-
-def _number(
-    integer: bool = False, gt: float | None = None, ge: float | None = None, le: float | None = None
-) -> Check:
-    kind = "integer" if integer else "number"
-
-    def check(value: Any) -> float | int:
-        if isinstance(value, bool):
-            raise _Invalid(f"Input should be a valid {kind}")
-        number: float | int
-        if isinstance(value, int | float):
-            number = value
-        elif isinstance(value, str):
-            try:
-                number = int(value.strip()) if integer else float(value.strip())
-            except ValueError:
-                raise _Invalid(f"Input should be a valid {kind}") from None
-        else:
-            raise _Invalid(f"Input should be a valid {kind}")
-        if number != number or number in (float("inf"), float("-inf")):
-            raise _Invalid(f"Input should be a finite {kind}")
-        if integer:
-            if number != int(number):
-                raise _Invalid("Input should be a valid integer")
-            number = int(number)
-        else:
-            number = float(number)
-        if gt is not None and not number > gt:
-            raise _Invalid(f"Input should be greater than {gt:g}")
-        if ge is not None and not number >= ge:
-            raise _Invalid(f"Input should be greater than or equal to {ge:g}")
-        if le is not None and not number <= le:
-            raise _Invalid(f"Input should be less than or equal to {le:g}")
-        return number
-
-    return check
-
-
-def _choice(*choices: str) -> Check:
-    def check(value: Any) -> str:
-        if value not in choices:
-            names = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
-            raise _Invalid(f"Input should be {names}")
-        return str(value)
-
-    return check
-
-
-def _path(value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise _Invalid("Input should be a valid path")
-    return Path(value)
-
-
-def _networks(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise _Invalid("Input should be a valid list")
-    for item in value:
-        if not isinstance(item, str):
-            raise _Invalid(f"not an IP address or network: {item!r}")
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise _Invalid(f"not an IP address or network: {item!r}") from None
-    return list(value)
 
 
 def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
@@ -150,7 +40,7 @@ def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
 
 def _argv(value: Any) -> ArgvTemplate:
     if not isinstance(value, list) or not value:
-        raise _Invalid("Input should be a non-empty list of strings")
+        raise Invalid("Input should be a non-empty list of strings")
     elements = []
     problems: list[tuple[tuple[int | str, ...], str]] = []
     for index, element in enumerate(value):
@@ -166,42 +56,6 @@ def _argv(value: Any) -> ArgvTemplate:
     if not elements[0] or any(placeholder for _, placeholder in elements[0]):
         raise _Nested([((0,), "the program must be fixed text, not a placeholder")])
     return ArgvTemplate(tuple(elements))
-
-
-def _checked(check: Callable[[Any], Any]) -> Check:
-    """A checker from a function that raises ValueError (the access and retention rules)."""
-
-    def wrapped(value: Any) -> Any:
-        try:
-            return check(value)
-        except ValueError as exc:
-            raise _Invalid(str(exc)) from None
-
-    return wrapped
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long history is kept: the newest `count` entries, none older than `days` (None: no limit)."""
-
-    days: float | None
-    count: int | None
-
-
-def _retention(value: Any) -> Retention:
-    if not isinstance(value, dict) or not value or set(value) - {"days", "count"}:
-        raise _Invalid("Input should be a mapping with days and/or count")
-    days = _optional(_number(gt=0))(value.get("days"))
-    count = _optional(_number(integer=True, ge=1))(value.get("count"))
-    return Retention(days, count)
-
-
-def _confirm(value: Any) -> str | None:
-    # OctoPrint configs write `confirm: false` to mean "no confirmation".
-    if value is False or value is None:
-        return None
-    text: str = _string()(value)
-    return text
 
 
 @dataclass(frozen=True)
@@ -241,34 +95,6 @@ class Action:
 @dataclass(frozen=True)
 class SystemSection:
     actions: list[Action] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``sysmenu:`` section: sysmenu's own settings."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    data_dir: Path | None = None
-    default_timeout: float = 300.0
-    kill_grace: float = 5.0
-    output_limit: int = 1_048_576
-    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
-    log_level: str = "info"
-    reload_interval: float = 2.0
-    header_timeout: float = 10.0
-    max_header_bytes: int = 32768
-    max_connections: int = 256
-    key_failure_limit: int = 10
-    key_failure_window: float = 60.0
-    idle_exit: float = 0.0
-    log_format: str = "text"
-    access_log: bool = False
-    metrics_open: bool = False
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    core_access: dict[str, access.Rule] = field(default_factory=dict)
-    keep_runs: Retention = Retention(days=90, count=2000)
-    keep_audit: Retention = Retention(days=365, count=50000)
 
 
 @dataclass(frozen=True)
@@ -314,50 +140,26 @@ def replace(obj: _T, **changes: Any) -> _T:
 
 # key in the file -> (attribute, check); required keys are named where they are checked
 SERVER_COMMAND_KEYS: dict[str, tuple[str, Check]] = {
-    name: (name, _optional(_string())) for name in ServerCommands.__dataclass_fields__
+    name: (name, optional(string())) for name in ServerCommands.__dataclass_fields__
 }
 ACTION_KEYS: dict[str, tuple[str, Check]] = {
-    "action": ("action", _string(1)),
-    "name": ("name", _optional(_string())),
-    "command": ("command", _optional(_string())),
-    "confirm": ("confirm", _confirm),
-    "async": ("is_async", _bool),
-    "ignore": ("ignore", _bool),
-    "debug": ("debug", _bool),
-    "timeout": ("timeout", _optional(_number(gt=0))),
-    "concurrency": ("concurrency", _number(integer=True, ge=1)),
-    "queue": ("queue", _bool),
-    "fresh_credentials": ("fresh_credentials", _bool),
+    "action": ("action", string(1)),
+    "name": ("name", optional(string())),
+    "command": ("command", optional(string())),
+    "confirm": ("confirm", confirm),
+    "async": ("is_async", boolean),
+    "ignore": ("ignore", boolean),
+    "debug": ("debug", boolean),
+    "timeout": ("timeout", optional(number(gt=0))),
+    "concurrency": ("concurrency", number(integer=True, ge=1)),
+    "queue": ("queue", boolean),
+    "fresh_credentials": ("fresh_credentials", boolean),
     "arguments": ("arguments", _arguments),
     "argv": ("argv", _argv),
-    "allow": ("allow", _checked(access.check_names)),
-    "deny": ("deny", _checked(access.check_names)),
+    "allow": ("allow", checked(access.check_names)),
+    "deny": ("deny", checked(access.check_names)),
 }
-SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
-    "host": ("host", _string(1)),
-    "port": ("port", _number(integer=True, ge=1, le=65535)),
-    "data_dir": ("data_dir", _optional(_path)),
-    "default_timeout": ("default_timeout", _number(gt=0)),
-    "kill_grace": ("kill_grace", _number(ge=0)),
-    "output_limit": ("output_limit", _number(integer=True, ge=1024)),
-    "trusted_proxies": ("trusted_proxies", _networks),
-    "log_level": ("log_level", _choice(*LOG_LEVELS)),
-    "reload_interval": ("reload_interval", _number(ge=0)),
-    "header_timeout": ("header_timeout", _number(gt=0)),
-    "max_header_bytes": ("max_header_bytes", _number(integer=True, ge=1024)),
-    "max_connections": ("max_connections", _number(integer=True, ge=1)),
-    "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
-    "key_failure_window": ("key_failure_window", _number(gt=0)),
-    "idle_exit": ("idle_exit", _number(ge=0)),
-    "log_format": ("log_format", _choice(*LOG_FORMATS)),
-    "access_log": ("access_log", _bool),
-    "metrics_open": ("metrics_open", _bool),
-    "groups": ("groups", _checked(access.check_groups)),
-    "core_access": ("core_access", _checked(access.check_core_access)),
-    "keep_runs": ("keep_runs", _retention),
-    "keep_audit": ("keep_audit", _retention),
-}
-assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
+SETTINGS_KEYS: dict[str, tuple[str, Check]] = {d.name: (d.name, d.check) for d in DECLARATIONS}
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
 
 Loc = tuple[int | str, ...]
@@ -400,7 +202,7 @@ class _Validator:
             attribute, check = keys[key]
             try:
                 values[attribute] = check(value)
-            except _Invalid as exc:
+            except Invalid as exc:
                 self.problems.append(((*loc, key), str(exc), False))
             except _Nested as exc:
                 self.problems.extend(((*loc, key, *where), what, False) for where, what in exc.problems)

@@ -29,7 +29,7 @@ from .spawn import spawn
 from .supervision import PIPE_GRACE, Ending, Process, killpg, process_start_time, supervise
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from .settings import Settings
 
 log = logging.getLogger("sysmenu.runner")
 
