@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from . import __version__
 
-if TYPE_CHECKING:
-    from .catalogue import Catalogue
-
-_ERROR = {"$ref": "#/components/responses/Error"}
+ERROR = {"$ref": "#/components/responses/Error"}
 _SOURCE = {
     "name": "source",
     "in": "path",
@@ -39,11 +35,11 @@ _RUN_ID = {
 }
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
@@ -61,68 +57,11 @@ _VERDICT = {
 }
 
 
-def command_paths(catalogue: Catalogue) -> dict[str, Any]:
-    """One path per command with arguments, its body described by the arguments'
-    JSON Schema (a concrete path goes before the templated one)."""
-    paths: dict[str, Any] = {}
-    for source, specs in catalogue.specs.items():
-        for spec in specs:
-            if not spec.arguments:
-                continue
-            properties = {argument.name: argument.json_schema() for argument in spec.arguments}
-            required = [argument.name for argument in spec.arguments if argument.required]
-            arguments: dict[str, Any] = {
-                "type": "object",
-                "properties": properties,
-                "additionalProperties": False,
-            }
-            if required:
-                arguments["required"] = required
-            body = {"type": "object", "required": ["arguments"], "properties": {"arguments": arguments}}
-            path = f"/api/system/commands/{source}/{quote(spec.action, safe='')}"
-            paths[path] = {
-                "post": {
-                    "summary": f"Run {spec.name}",
-                    "requestBody": _json_body(body),
-                    "responses": {
-                        "204": {"description": "Done (or started, for async commands)"},
-                        "202": _json({"$ref": "#/components/schemas/Run"}, "Started"),
-                        "400": _ERROR,
-                        "409": _ERROR,
-                        "422": _ERROR,
-                        "500": _ERROR,
-                        "403": _ERROR,
-                    },
-                }
-            }
-    return paths
-
-
-def described(catalogue: Catalogue) -> dict[str, Any]:
-    """The document a SYSTEM caller gets: each command with arguments on its own path;
-    the generic execute paths say they need those commands' arguments (no body there)."""
-    document = openapi_document()
-    paths = document["paths"]
-    needing = sorted(
-        spec.action
-        for spec in catalogue.specs["custom"]
-        if any(argument.required for argument in spec.arguments)
-    )
-    legacy = paths["/api/system"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    legacy["properties"]["action"]["not"]["enum"] += needing
-    execute = paths["/api/system/commands/{source}/{action}"]["post"]["parameters"][1]
-    execute["schema"]["not"]["enum"] += sorted(
-        {spec.action for specs in catalogue.specs.values() for spec in specs if spec.arguments}
-    )
-    document["paths"] = command_paths(catalogue) | paths
-    return document
-
-
 def openapi_document() -> dict[str, Any]:
     client_spec = {"$ref": "#/components/schemas/ClientSpec"}
     spec_list = {"type": "array", "items": client_spec}
     run = {"$ref": "#/components/schemas/Run"}
-    denied = {"403": _ERROR}
+    denied = {"403": ERROR}
     session_user = {
         "type": "object",
         "required": ["name", "groups", "permissions"],
@@ -157,7 +96,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "API and server version",
                     "responses": {
-                        "200": _json({"type": "object", "required": ["api", "server", "text"]}, "Versions"),
+                        "200": json_content(
+                            {"type": "object", "required": ["api", "server", "text"]}, "Versions"
+                        ),
                         **denied,
                     },
                 }
@@ -165,7 +106,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/system": {
                 "post": {
                     "summary": "Deprecated: run a custom action named in the body",
-                    "requestBody": _json_body(
+                    "requestBody": json_body(
                         {
                             "type": "object",
                             "required": ["action"],
@@ -177,10 +118,10 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "204": {"description": "Done"},
                         "202": {"description": "Started"},
-                        "400": _ERROR,
-                        "404": _ERROR,
-                        "409": _ERROR,
-                        "500": _ERROR,
+                        "400": ERROR,
+                        "404": ERROR,
+                        "409": ERROR,
+                        "500": ERROR,
                         **denied,
                     },
                 }
@@ -189,7 +130,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "All commands by source",
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "properties": {"core": spec_list, "custom": spec_list, "plugin": spec_list},
@@ -204,7 +145,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The commands of one source",
                     "parameters": [_SOURCE],
-                    "responses": {"200": _json(spec_list, "Commands"), "404": _ERROR, **denied},
+                    "responses": {"200": json_content(spec_list, "Commands"), "404": ERROR, **denied},
                 }
             },
             "/api/system/commands/{source}/{action}": {
@@ -233,12 +174,12 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "204": {"description": "Done (or started, for async commands)"},
-                        "202": _json(run, "Started; Location names the run"),
-                        "400": _ERROR,
-                        "404": _ERROR,
-                        "409": _ERROR,
-                        "422": _ERROR,
-                        "500": _ERROR,
+                        "202": json_content(run, "Started; Location names the run"),
+                        "400": ERROR,
+                        "404": ERROR,
+                        "409": ERROR,
+                        "422": ERROR,
+                        "500": ERROR,
                         **denied,
                     },
                 }
@@ -248,7 +189,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "sysmenu's state: version, config in force or rejected, running runs, "
                     "and whether each command can run here",
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["version", "config", "running", "commands"],
@@ -287,7 +228,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["runs"],
@@ -298,7 +239,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "A page",
                         ),
-                        "400": _ERROR,
+                        "400": ERROR,
                         **denied,
                     },
                 }
@@ -327,7 +268,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["entries"],
@@ -344,7 +285,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "A page",
                         ),
-                        "400": _ERROR,
+                        "400": ERROR,
                         **denied,
                     },
                 }
@@ -353,7 +294,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "One run with its output",
                     "parameters": [_RUN_ID],
-                    "responses": {"200": _json(run, "The run"), "404": _ERROR, **denied},
+                    "responses": {"200": json_content(run, "The run"), "404": ERROR, **denied},
                 }
             },
             "/api/runs/{run_id}/kill": {
@@ -361,9 +302,9 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Kill a running run (SIGTERM to its group, SIGKILL after a grace)",
                     "parameters": [_RUN_ID],
                     "responses": {
-                        "202": _json({"type": "object"}, "Killing"),
-                        "404": _ERROR,
-                        "409": _ERROR,
+                        "202": json_content({"type": "object"}, "Killing"),
+                        "404": ERROR,
+                        "409": ERROR,
                         **denied,
                     },
                 }
@@ -372,7 +313,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Log in: a session cookie (HttpOnly, SameSite=Strict) and its CSRF token",
                     "security": [],
-                    "requestBody": _json_body(
+                    "requestBody": json_body(
                         {
                             "type": "object",
                             "required": ["user", "pass"],
@@ -383,11 +324,11 @@ def openapi_document() -> dict[str, Any]:
                         }
                     ),
                     "responses": {
-                        "200": _json(session_user, "The user, with csrf_token and fresh_until"),
-                        "400": _ERROR,
-                        "403": _ERROR,
-                        "415": _ERROR,
-                        "429": _ERROR,
+                        "200": json_content(session_user, "The user, with csrf_token and fresh_until"),
+                        "400": ERROR,
+                        "403": ERROR,
+                        "415": ERROR,
+                        "429": ERROR,
                     },
                 }
             },
@@ -401,7 +342,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Who the request is; name null when no one",
                     "security": [],
-                    "responses": {"200": _json(session_user, "The user")},
+                    "responses": {"200": json_content(session_user, "The user")},
                 }
             },
             "/api/health": {
@@ -409,7 +350,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Fit to serve? (no key): ok, or 503 naming the failing checks",
                     "security": [],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["status"],
@@ -417,7 +358,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "Healthy",
                         ),
-                        "503": _json(
+                        "503": json_content(
                             {
                                 "type": "object",
                                 "required": ["status", "checks", "error"],
@@ -460,7 +401,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "404": _ERROR,
+                        "404": ERROR,
                         **denied,
                     },
                 }
@@ -474,7 +415,7 @@ def openapi_document() -> dict[str, Any]:
                 "Session": {"type": "apiKey", "in": "cookie", "name": "sysmenu_session_P<port>"},
             },
             "responses": {
-                "Error": _json(
+                "Error": json_content(
                     {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
                     "An error",
                 )
