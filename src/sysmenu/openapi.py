@@ -5,56 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
-
-ERROR = {"$ref": "#/components/responses/Error"}
-_SOURCE = {
-    "name": "source",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
-}
-_MAX_ID = 2**63 - 1
-_TIME = "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, now, or an age like 90s, 15m, 2h, 7d, 1w"
-_TIME_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "enum": ["now", "today", "yesterday"]},
-        {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,3})?[smhdw]$"},
-        {"type": "string", "format": "date"},
-        {"type": "string", "format": "date-time"},
-    ]
-}
-_SINCE_UNTIL = [
-    {"name": "since", "in": "query", "description": f"At or after: {_TIME}", "schema": _TIME_SCHEMA},
-    {"name": "until", "in": "query", "description": f"Before: {_TIME}", "schema": _TIME_SCHEMA},
-]
-_RUN_ID = {
-    "name": "run_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
-}
-
-
-def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-# One command's verdict in GET /api/status (`sysmenu doctor`'s, as the server's user).
-_VERDICT = {
-    "type": "object",
-    "required": ["source", "action", "runnable", "why", "fix"],
-    "properties": {
-        "source": {"type": "string"},
-        "action": {"type": "string"},
-        "runnable": {"type": "boolean", "nullable": True, "description": "null: could not tell"},
-        "why": {"type": "string", "nullable": True},
-        "fix": {"type": "string", "nullable": True},
-    },
-}
+from .openapi_parts import (
+    ERROR,
+    MAX_ID,
+    RUN_ID_PARAMETER,
+    SINCE_UNTIL,
+    SOURCE_PARAMETER,
+    VERDICT,
+    components,
+    json_body,
+    json_content,
+)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -144,7 +105,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/system/commands/{source}": {
                 "get": {
                     "summary": "The commands of one source",
-                    "parameters": [_SOURCE],
+                    "parameters": [SOURCE_PARAMETER],
                     "responses": {"200": json_content(spec_list, "Commands"), "404": ERROR, **denied},
                 }
             },
@@ -152,7 +113,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Run a command",
                     "parameters": [
-                        _SOURCE,
+                        SOURCE_PARAMETER,
                         {
                             "name": "action",
                             "in": "path",
@@ -193,7 +154,7 @@ def openapi_document() -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "required": ["version", "config", "running", "commands"],
-                                "properties": {"commands": {"type": "array", "items": _VERDICT}},
+                                "properties": {"commands": {"type": "array", "items": VERDICT}},
                             },
                             "Status",
                         ),
@@ -215,11 +176,11 @@ def openapi_document() -> dict[str, Any]:
                                 "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
                             },
                         },
-                        *_SINCE_UNTIL,
+                        *SINCE_UNTIL,
                         {
                             "name": "before",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         },
                         {
                             "name": "limit",
@@ -248,7 +209,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The audit log, newest first (admins only)",
                     "parameters": [
-                        *_SINCE_UNTIL,
+                        *SINCE_UNTIL,
                         {"name": "user", "in": "query", "schema": {"type": "string"}},
                         {
                             "name": "event",
@@ -259,7 +220,7 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "before",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         },
                         {
                             "name": "limit",
@@ -293,14 +254,14 @@ def openapi_document() -> dict[str, Any]:
             "/api/runs/{run_id}": {
                 "get": {
                     "summary": "One run with its output",
-                    "parameters": [_RUN_ID],
+                    "parameters": [RUN_ID_PARAMETER],
                     "responses": {"200": json_content(run, "The run"), "404": ERROR, **denied},
                 }
             },
             "/api/runs/{run_id}/kill": {
                 "post": {
                     "summary": "Kill a running run (SIGTERM to its group, SIGKILL after a grace)",
-                    "parameters": [_RUN_ID],
+                    "parameters": [RUN_ID_PARAMETER],
                     "responses": {
                         "202": json_content({"type": "object"}, "Killing"),
                         "404": ERROR,
@@ -388,7 +349,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/runs/{run_id}/events": {
                 "get": {
                     "summary": "Server-sent events: start, output (stream, text), end",
-                    "parameters": [_RUN_ID],
+                    "parameters": [RUN_ID_PARAMETER],
                     "responses": {
                         "200": {
                             "description": "An event stream",
@@ -407,67 +368,5 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {
-            "securitySchemes": {
-                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
-                "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
-                "Bearer": {"type": "http", "scheme": "bearer"},
-                "Session": {"type": "apiKey", "in": "cookie", "name": "sysmenu_session_P<port>"},
-            },
-            "responses": {
-                "Error": json_content(
-                    {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                    "An error",
-                )
-            },
-            "schemas": {
-                "ClientSpec": {
-                    "type": "object",
-                    "required": ["action", "source", "resource"],
-                    "properties": {
-                        "action": {"type": "string"},
-                        "name": {"type": "string"},
-                        "confirm": {"type": "string"},
-                        "source": {"type": "string"},
-                        "resource": {"type": "string"},
-                        "fresh_credentials": {"type": "boolean"},
-                        "arguments": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["name", "type", "required"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "type": {
-                                        "type": "string",
-                                        "enum": ["string", "int", "float", "bool", "choice", "path"],
-                                    },
-                                    "required": {"type": "boolean"},
-                                },
-                            },
-                        },
-                    },
-                },
-                "Run": {
-                    "type": "object",
-                    "required": ["id"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "source": {"type": "string"},
-                        "action": {"type": "string"},
-                        "name": {"type": "string"},
-                        "state": {"type": "string"},
-                        "returncode": {"type": "integer", "nullable": True},
-                        "signal": {"type": "integer", "nullable": True},
-                        "started": {"type": "number"},
-                        "ended": {"type": "number", "nullable": True},
-                        "duration": {"type": "number", "nullable": True},
-                        "stdout": {"type": "string"},
-                        "stderr": {"type": "string"},
-                        "resource": {"type": "string"},
-                        "arguments": {"type": "object", "description": "the values given (secrets masked)"},
-                    },
-                },
-            },
-        },
+        "components": components(),
     }

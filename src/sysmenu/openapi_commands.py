@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .openapi import ERROR, json_body, json_content, openapi_document
+from .openapi import openapi_document
+from .openapi_parts import ERROR, json_body, json_content
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue
