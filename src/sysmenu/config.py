@@ -19,6 +19,7 @@ from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
 from .checks import Check, Invalid, boolean, checked, confirm, number, optional, string
+from .config_problems import Loc, Problem, describe, line_of
 from .errors import ConfigError
 from .settings import DECLARATIONS, Settings
 
@@ -162,9 +163,6 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {d.name: (d.name, d.check) for d in DECLARATIONS}
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
 
-Loc = tuple[int | str, ...]
-Problem = tuple[Loc, str, bool]  # where, what, whether it is an unknown key
-
 
 class _Validator:
     """Collects every problem of a file, not only the first."""
@@ -296,55 +294,6 @@ def _load_yaml(text: str) -> tuple[Any, Any]:
     return data, node
 
 
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the key (or list item) at `loc` in a YAML node tree: as deep
-    as the path exists, so a missing key is placed at its parent."""
-    line: int | None = None
-    for key in loc:
-        children = getattr(node, "value", None)
-        if not isinstance(children, list):
-            break
-        if isinstance(key, int) and node.id == "sequence" and 0 <= key < len(children):
-            node = children[key]
-            line = node.start_mark.line + 1
-        elif node.id == "mapping":
-            # the last of duplicate keys is the one in force, as in the loaded data
-            pairs = [(k, v) for k, v in children if getattr(k, "value", None) == str(key)]
-            if not pairs:
-                break
-            key_node, node = pairs[-1]
-            line = key_node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _value_at(data: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
-    node = data
-    for key in loc:
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return False, None
-    return True, node
-
-
-def _describe(problems: list[Problem], data: Any, tree: Any, source: str) -> str:
-    lines = []
-    for loc, message, unknown in problems:
-        path = ".".join(str(k) for k in loc)
-        line = _line_of(tree, loc)
-        found, value = _value_at(data, loc)
-        where = f"{source}, line {line}" if line else source
-        if unknown:
-            lines.append(f"{where}: unknown key '{path}'")
-        elif found:
-            lines.append(f"{where}: {path} = {value!r}: {message}")
-        else:
-            lines.append(f"{where}: {path}: {message}")
-    return "\n".join(lines)
-
-
 def parse(text: str, source: str = "<string>") -> Config:
     """Parse and validate config text; raise `ConfigError` with key, line and value."""
     from yaml import YAMLError
@@ -363,7 +312,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     validator = _Validator()
     config = validator.config(data)
     if validator.problems:
-        raise ConfigError(_describe(validator.problems, data, tree, source))
+        raise ConfigError(describe(validator.problems, data, tree, source))
     return replace(config, source=source, rule_lines=_rule_lines(config, tree, source))
 
 
@@ -378,7 +327,7 @@ def _rule_lines(config: Config, tree: Any, source: str) -> dict[str, str]:
             places[f"custom:{entry.action}:{key}"] = ("system", "actions", index, key)
     lines = {}
     for name, loc in places.items():
-        line = _line_of(tree, loc)
+        line = line_of(tree, loc)
         lines[name] = f"{source}, line {line}" if line else source
     return lines
 
