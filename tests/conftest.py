@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
+from sysmenu import passwords
 from sysmenu.app import create_app
 from sysmenu.config import parse
 from sysmenu.store import Store
@@ -49,6 +50,13 @@ system:
       name: Grüße ☕
       command: echo ☕
 """
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real argon2id at a test cost (production's costs 0.1 s per hash and per check;
+    tests/test_passwords.py pins it)."""
+    monkeypatch.setattr(passwords, "COST", passwords.Cost(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

@@ -307,7 +307,7 @@ sysmenu:
 
 def test_access_rules_and_retention_are_read() -> None:
     from sysmenu.access import Rule
-    from sysmenu.config import Retention
+    from sysmenu.settings import Retention
 
     config = parse(ACCESS, "c.yaml")
     assert config.sysmenu.groups == {"family": (), "monitoring": ("READ",)}

@@ -94,6 +94,11 @@ def test_type_checking_imports_count(tmp_path: Path) -> None:
     assert imports("sysmenu.views", path, {"sysmenu.views", "sysmenu.state"}) == {"sysmenu.state"}
 
 
+def test_no_module_passes_400_lines() -> None:
+    lines = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
+    assert {name: n for name, n in lines.items() if n > MAX_LINES} == {}
+
+
 def test_only_app_assembles() -> None:
     importers = sorted(name for name, targets in graph().items() if "sysmenu.app" in targets)
     assert importers == ["sysmenu.cli.root"]  # `sysmenu serve` builds the app

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sysmenu import audit
-from sysmenu.config import Retention
 from sysmenu.retention import prune
+from sysmenu.settings import Retention
 from sysmenu.store import Store
 from tests.conftest import Env
 

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -36,10 +36,29 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
     store = Store(tmp_path / "runs.db")
-    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.2, output_limit=4096, pipe_grace=0.1)
     yield r
     await r.close()
     store.close()
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Path:
+    """A file the test creates to let a waiting command go on (see `waits_for`)."""
+    return tmp_path / f"gate-{uuid.uuid4().hex}"
+
+
+def waits_for(path: Path) -> str:
+    """Shell that waits until `path` exists: the test, not a sleep, decides when it goes on."""
+    return f"until [ -e {path} ]; do sleep 0.01; done"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within 10 s")
 
 
 def spec(command: str | None, action: str = "a", **kw: object) -> CommandSpec:
@@ -82,10 +101,10 @@ async def test_timeout_kills_the_whole_group(runner: Runner) -> None:
     assert zombies_of(os.getpid()) == []
 
 
-async def test_kill_sends_term_then_kill(runner: Runner) -> None:
+async def test_kill_sends_term_then_kill(runner: Runner, gate: Path) -> None:
     m = marker()
-    run = await runner.start(spec(f"trap '' TERM; sleep {m}"), WHO)
-    await asyncio.sleep(0.2)
+    run = await runner.start(spec(f"trap '' TERM; touch {gate}; sleep {m}"), WHO)
+    await until(gate.exists)  # TERM is ignored from here on
     run.kill()
     await asyncio.wait_for(run.done.wait(), 10)
     assert run.state == "killed"
@@ -178,11 +197,12 @@ async def test_stdin_is_closed(runner: Runner) -> None:
     assert run.stdout.text() == "read-done\n"
 
 
-async def test_concurrency_one_refuses_a_second_run(runner: Runner) -> None:
-    s = spec("sleep 0.3", queue=False)
+async def test_concurrency_one_refuses_a_second_run(runner: Runner, gate: Path) -> None:
+    s = spec(waits_for(gate), queue=False)
     first = await runner.start(s, WHO)
     with pytest.raises(Conflict, match=f"run {first.id}"):
         await runner.start(s, WHO)
+    gate.touch()
     await first.done.wait()
     second = await runner.start(s, WHO)
     await second.done.wait()
@@ -270,9 +290,13 @@ async def test_a_graceful_stop_writes_every_kept_end(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_queue_waits_its_turn(runner: Runner) -> None:
-    s = spec("echo start; sleep 0.1; echo end", queue=True)
-    runs = await asyncio.gather(*(runner.start(s, WHO) for _ in range(4)))
+async def test_queue_waits_its_turn(runner: Runner, gate: Path) -> None:
+    s = spec(f"echo start; {waits_for(gate)}; echo end", queue=True)
+    starts = [asyncio.create_task(runner.start(s, WHO)) for _ in range(4)]
+    await until(lambda: len(runner.running) == 1)
+    assert sum(task.done() for task in starts) == 1  # the other three wait for their turn
+    gate.touch()
+    runs = await asyncio.gather(*starts)
     await asyncio.gather(*(r.done.wait() for r in runs))
     assert all(r.state == "ok" for r in runs)
     rows = sorted((runner.runlog.get(r.id) for r in runs), key=lambda row: row.started)  # type: ignore[union-attr]
@@ -280,11 +304,12 @@ async def test_queue_waits_its_turn(runner: Runner) -> None:
         assert earlier.ended <= later.started  # type: ignore[operator]
 
 
-async def test_concurrency_two(runner: Runner) -> None:
-    s = spec("sleep 0.3", concurrency=2, queue=False)
+async def test_concurrency_two(runner: Runner, gate: Path) -> None:
+    s = spec(waits_for(gate), concurrency=2, queue=False)
     a, b = await runner.start(s, WHO), await runner.start(s, WHO)
     with pytest.raises(Conflict):
         await runner.start(s, WHO)
+    gate.touch()
     await asyncio.gather(a.done.wait(), b.done.wait())
 
 
@@ -298,10 +323,10 @@ async def test_divider_and_missing_command(runner: Runner) -> None:
 
 async def test_close_interrupts_running_runs(tmp_path: Path) -> None:
     store = Store(tmp_path / "close.db")
-    r = Runner(store.runs, default_timeout=30, kill_grace=5, output_limit=4096)
+    r = Runner(store.runs, default_timeout=30, kill_grace=5, output_limit=4096, pipe_grace=0.1)
     m = marker()
     run = await r.start(spec(f"sleep {m} | cat"), WHO)
-    await asyncio.sleep(0.1)
+    await until(lambda: len(processes_with(m)) >= 2)  # the shell and its sleep
     await asyncio.wait_for(r.close(), 10)
     assert run.state == "interrupted"
     assert store.runs.get(run.id).state == "interrupted"  # type: ignore[union-attr]
@@ -321,11 +346,12 @@ async def test_recover_marks_left_runs_interrupted(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_follow_gets_history_then_live(runner: Runner) -> None:
-    run = await runner.start(spec("echo one; sleep 0.3; echo two"), WHO)
-    await asyncio.sleep(0.15)
+async def test_follow_gets_history_then_live(runner: Runner, gate: Path) -> None:
+    run = await runner.start(spec(f"echo one; {waits_for(gate)}; echo two"), WHO)
+    await until(lambda: run.stdout.total > 0)
     history, queue = run.subscribe()
     assert history == [("stdout", "one\n")]
     assert queue is not None
+    gate.touch()
     assert await asyncio.wait_for(queue.get(), 5) == ("stdout", "two\n")
     assert await asyncio.wait_for(queue.get(), 5) is None

@@ -99,8 +99,11 @@ async def test_kill_a_running_run(env: Env) -> None:
     headers = env.auth() | {"Prefer": "respond-async"}
     r = await env.client.post("/api/system/commands/custom/slow", headers=headers)
     run_id = r.json()["id"]
-    await asyncio.sleep(0.2)
-    r = await env.client.get(f"/api/runs/{run_id}", headers=env.auth())
+    for _ in range(200):  # until the command has printed its first line
+        r = await env.client.get(f"/api/runs/{run_id}", headers=env.auth())
+        if r.json()["stdout"]:
+            break
+        await asyncio.sleep(0.05)
     assert r.json()["state"] == "running"
     assert r.json()["stdout"] == "begin\n"
     r = await env.client.post(f"/api/runs/{run_id}/kill", headers=env.auth())

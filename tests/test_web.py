@@ -183,7 +183,7 @@ async def test_fresh_credentials_need_a_password_check_within_5_minutes(password
     csrf = await login(passwords)
     assert passwords.client.cookies[SESSION] != token  # a new session replaces the old
     r = await passwords.client.post("/api/system/commands/core/shutdown", headers={"X-CSRF-Token": csrf})
-    assert r.status_code == 204
+    assert r.status_code == 204, r.text
     assert [r.action for r in passwords.store.runs.list()].count("shutdown") == 2
     # the replaced session is over
     passwords.client.cookies.set(SESSION, token)

@@ -251,18 +251,19 @@ def _legacy_action(body: bytes, request: Request) -> str:
     object body when there is one (a body that is not JSON, or is ``null``, counts as none),
     else in the query string, else in a form body."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    data: Any = None
+    data: object = None
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
             data = None
     if data is None:
-        data = {}
+        fields: dict[str, str] = {}
         if content_type == "application/x-www-form-urlencoded":
-            data = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         if "action" in request.query_params:
-            data["action"] = request.query_params["action"]
+            fields["action"] = request.query_params["action"]
+        data = fields
     if not isinstance(data, dict) or "action" not in data:
         raise BadRequest("action is missing")
     action = data["action"]

@@ -9,9 +9,7 @@ key path, the line and the value.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,20 +18,11 @@ from . import access
 from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
+from .checks import Check, Invalid, boolean, checked, choice, confirm, number, optional, string
+from .config_problems import Loc, Problem, describe, line_of
 from .errors import ConfigError
-from .mqtt_settings import EXPOSE, InvalidSetting, MqttSettings, check_section, topic_prefix_check
-
-DEFAULT_PORT = 5000
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-
-# Validation is a few plain functions rather than a schema library: the sections are
-# small, and the server's memory and start-up time are worth more (pydantic alone
-# was a third of the resident memory).
-
-
-class _Invalid(Exception):
-    """A value that does not fit; the message says why (the caller adds where)."""
+from .mqtt_settings import MQTT_KEYS, MqttSettings, check_section
+from .settings import DECLARATIONS, Settings
 
 
 class _Nested(Exception):
@@ -42,104 +31,6 @@ class _Nested(Exception):
     def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
         super().__init__(problems)
         self.problems = problems
-
-
-Check = Callable[[Any], Any]
-
-
-def _optional(check: Check) -> Check:
-    return lambda value: None if value is None else check(value)
-
-
-def _string(min_length: int = 0) -> Check:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _Invalid("Input should be a valid string")
-        if len(value.strip()) < min_length:
-            raise _Invalid(f"String should have at least {min_length} character")
-        return value
-
-    return check
-
-
-_TRUE = {"true", "yes", "on", "1", "y", "t"}
-_FALSE = {"false", "no", "off", "0", "n", "f"}
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise _Invalid("Input should be a valid boolean")
-
-
-def _number(
-    integer: bool = False, gt: float | None = None, ge: float | None = None, le: float | None = None
-) -> Check:
-    kind = "integer" if integer else "number"
-
-    def check(value: Any) -> float | int:
-        if isinstance(value, bool):
-            raise _Invalid(f"Input should be a valid {kind}")
-        number: float | int
-        if isinstance(value, int | float):
-            number = value
-        elif isinstance(value, str):
-            try:
-                number = int(value.strip()) if integer else float(value.strip())
-            except ValueError:
-                raise _Invalid(f"Input should be a valid {kind}") from None
-        else:
-            raise _Invalid(f"Input should be a valid {kind}")
-        if number != number or number in (float("inf"), float("-inf")):
-            raise _Invalid(f"Input should be a finite {kind}")
-        if integer:
-            if number != int(number):
-                raise _Invalid("Input should be a valid integer")
-            number = int(number)
-        else:
-            number = float(number)
-        if gt is not None and not number > gt:
-            raise _Invalid(f"Input should be greater than {gt:g}")
-        if ge is not None and not number >= ge:
-            raise _Invalid(f"Input should be greater than or equal to {ge:g}")
-        if le is not None and not number <= le:
-            raise _Invalid(f"Input should be less than or equal to {le:g}")
-        return number
-
-    return check
-
-
-def _choice(*choices: str) -> Check:
-    def check(value: Any) -> str:
-        if value not in choices:
-            names = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
-            raise _Invalid(f"Input should be {names}")
-        return str(value)
-
-    return check
-
-
-def _path(value: Any) -> Path:
-    if not isinstance(value, str) or not value:
-        raise _Invalid("Input should be a valid path")
-    return Path(value)
-
-
-def _networks(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        raise _Invalid("Input should be a valid list")
-    for item in value:
-        if not isinstance(item, str):
-            raise _Invalid(f"not an IP address or network: {item!r}")
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise _Invalid(f"not an IP address or network: {item!r}") from None
-    return list(value)
 
 
 def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
@@ -151,7 +42,7 @@ def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
 
 def _argv(value: Any) -> ArgvTemplate:
     if not isinstance(value, list) or not value:
-        raise _Invalid("Input should be a non-empty list of strings")
+        raise Invalid("Input should be a non-empty list of strings")
     elements = []
     problems: list[tuple[tuple[int | str, ...], str]] = []
     for index, element in enumerate(value):
@@ -167,42 +58,6 @@ def _argv(value: Any) -> ArgvTemplate:
     if not elements[0] or any(placeholder for _, placeholder in elements[0]):
         raise _Nested([((0,), "the program must be fixed text, not a placeholder")])
     return ArgvTemplate(tuple(elements))
-
-
-def _checked(check: Callable[[Any], Any]) -> Check:
-    """A checker from a function that raises ValueError (the access and retention rules)."""
-
-    def wrapped(value: Any) -> Any:
-        try:
-            return check(value)
-        except ValueError as exc:
-            raise _Invalid(str(exc)) from None
-
-    return wrapped
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long history is kept: the newest `count` entries, none older than `days` (None: no limit)."""
-
-    days: float | None
-    count: int | None
-
-
-def _retention(value: Any) -> Retention:
-    if not isinstance(value, dict) or not value or set(value) - {"days", "count"}:
-        raise _Invalid("Input should be a mapping with days and/or count")
-    days = _optional(_number(gt=0))(value.get("days"))
-    count = _optional(_number(integer=True, ge=1))(value.get("count"))
-    return Retention(days, count)
-
-
-def _confirm(value: Any) -> str | None:
-    # OctoPrint configs write `confirm: false` to mean "no confirmation".
-    if value is False or value is None:
-        return None
-    text: str = _string()(value)
-    return text
 
 
 @dataclass(frozen=True)
@@ -244,36 +99,6 @@ class Action:
 @dataclass(frozen=True)
 class SystemSection:
     actions: list[Action] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``sysmenu:`` section: sysmenu's own settings."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    data_dir: Path | None = None
-    default_timeout: float = 300.0
-    kill_grace: float = 5.0
-    output_limit: int = 1_048_576
-    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
-    log_level: str = "info"
-    reload_interval: float = 2.0
-    header_timeout: float = 10.0
-    max_header_bytes: int = 32768
-    max_connections: int = 256
-    key_failure_limit: int = 10
-    key_failure_window: float = 60.0
-    idle_exit: float = 0.0
-    log_format: str = "text"
-    access_log: bool = False
-    metrics_open: bool = False
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    core_access: dict[str, access.Rule] = field(default_factory=dict)
-    keep_runs: Retention = Retention(days=90, count=2000)
-    keep_audit: Retention = Retention(days=365, count=50000)
-    strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
-    mqtt: MqttSettings | None = None  # None: MQTT off
 
 
 @dataclass(frozen=True)
@@ -323,88 +148,31 @@ def replace(obj: _T, **changes: Any) -> _T:
 
 # key in the file -> (attribute, check); required keys are named where they are checked
 SERVER_COMMAND_KEYS: dict[str, tuple[str, Check]] = {
-    name: (name, _optional(_string())) for name in ServerCommands.__dataclass_fields__
+    name: (name, optional(string())) for name in ServerCommands.__dataclass_fields__
 }
 ACTION_KEYS: dict[str, tuple[str, Check]] = {
-    "action": ("action", _string(1)),
-    "name": ("name", _optional(_string())),
-    "command": ("command", _optional(_string())),
-    "confirm": ("confirm", _confirm),
-    "async": ("is_async", _bool),
-    "ignore": ("ignore", _bool),
-    "debug": ("debug", _bool),
-    "timeout": ("timeout", _optional(_number(gt=0))),
-    "concurrency": ("concurrency", _number(integer=True, ge=1)),
-    "queue": ("queue", _bool),
-    "fresh_credentials": ("fresh_credentials", _bool),
+    "action": ("action", string(1)),
+    "name": ("name", optional(string())),
+    "command": ("command", optional(string())),
+    "confirm": ("confirm", confirm),
+    "async": ("is_async", boolean),
+    "ignore": ("ignore", boolean),
+    "debug": ("debug", boolean),
+    "timeout": ("timeout", optional(number(gt=0))),
+    "concurrency": ("concurrency", number(integer=True, ge=1)),
+    "queue": ("queue", boolean),
+    "fresh_credentials": ("fresh_credentials", boolean),
     "arguments": ("arguments", _arguments),
     "argv": ("argv", _argv),
-    "allow": ("allow", _checked(access.check_names)),
-    "deny": ("deny", _checked(access.check_names)),
-    "mqtt": ("mqtt", _optional(_bool)),
-    "leftovers": ("leftovers", _choice("keep", "kill")),
+    "allow": ("allow", checked(access.check_names)),
+    "deny": ("deny", checked(access.check_names)),
+    "mqtt": ("mqtt", optional(boolean)),
+    "leftovers": ("leftovers", choice("keep", "kill")),
 }
-SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
-    "host": ("host", _string(1)),
-    "port": ("port", _number(integer=True, ge=1, le=65535)),
-    "data_dir": ("data_dir", _optional(_path)),
-    "default_timeout": ("default_timeout", _number(gt=0)),
-    "kill_grace": ("kill_grace", _number(ge=0)),
-    "output_limit": ("output_limit", _number(integer=True, ge=1024)),
-    "trusted_proxies": ("trusted_proxies", _networks),
-    "log_level": ("log_level", _choice(*LOG_LEVELS)),
-    "reload_interval": ("reload_interval", _number(ge=0)),
-    "header_timeout": ("header_timeout", _number(gt=0)),
-    "max_header_bytes": ("max_header_bytes", _number(integer=True, ge=1024)),
-    "max_connections": ("max_connections", _number(integer=True, ge=1)),
-    "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
-    "key_failure_window": ("key_failure_window", _number(gt=0)),
-    "idle_exit": ("idle_exit", _number(ge=0)),
-    "log_format": ("log_format", _choice(*LOG_FORMATS)),
-    "access_log": ("access_log", _bool),
-    "metrics_open": ("metrics_open", _bool),
-    "groups": ("groups", _checked(access.check_groups)),
-    "core_access": ("core_access", _checked(access.check_core_access)),
-    "keep_runs": ("keep_runs", _retention),
-    "keep_audit": ("keep_audit", _retention),
-    "strict": ("strict", _bool),
-    "mqtt": ("mqtt", lambda value: value),  # a section: checked key by key with MQTT_KEYS
-}
+SETTINGS_KEYS: dict[str, tuple[str, Check]] = {d.name: (d.name, d.check) for d in DECLARATIONS}
 
 
-def _topic_prefix(value: Any) -> str:
-    try:
-        return topic_prefix_check(value)
-    except InvalidSetting as exc:
-        raise _Invalid(str(exc)) from None
-
-
-MQTT_KEYS: dict[str, tuple[str, Check]] = {
-    "host": ("host", _string(1)),
-    "port": ("port", _number(integer=True, ge=1, le=65535)),
-    "tls": ("tls", _bool),
-    "ca_file": ("ca_file", _optional(_path)),
-    "cert_file": ("cert_file", _optional(_path)),
-    "key_file": ("key_file", _optional(_path)),
-    "username": ("username", _optional(_string(1))),
-    "password_file": ("password_file", _optional(_path)),
-    "password_env": ("password_env", _optional(_string(1))),
-    "client_id": ("client_id", _optional(_string(1))),
-    "topic_prefix": ("topic_prefix", _optional(_topic_prefix)),
-    "discovery": ("discovery", _bool),
-    "discovery_prefix": ("discovery_prefix", _topic_prefix),
-    "expose": ("expose", _choice(*EXPOSE)),
-    "keepalive": ("keepalive", _number(integer=True, ge=5, le=65535)),
-    "configuration_url": ("configuration_url", _optional(_string(1))),
-    "buffer": ("buffer", _number(integer=True, ge=0)),
-    "reconnect_max": ("reconnect_max", _number(gt=0)),
-}
-assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
-assert {a for a, _ in MQTT_KEYS.values()} == set(MqttSettings.__dataclass_fields__)
-
-Loc = tuple[int | str, ...]
-Problem = tuple[Loc, str, bool]  # where, what, whether it is an unknown key
 
 
 class _Validator:
@@ -447,7 +215,7 @@ class _Validator:
             attribute, check = keys[key]
             try:
                 values[attribute] = check(value)
-            except _Invalid as exc:
+            except Invalid as exc:
                 self.problems.append(((*loc, key), str(exc), False))
             except _Nested as exc:
                 self.problems.extend(((*loc, key, *where), what, False) for where, what in exc.problems)
@@ -560,55 +328,6 @@ def _load_yaml(text: str) -> tuple[Any, Any]:
     return data, node
 
 
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
-    """The 1-based line of the key (or list item) at `loc` in a YAML node tree: as deep
-    as the path exists, so a missing key is placed at its parent."""
-    line: int | None = None
-    for key in loc:
-        children = getattr(node, "value", None)
-        if not isinstance(children, list):
-            break
-        if isinstance(key, int) and node.id == "sequence" and 0 <= key < len(children):
-            node = children[key]
-            line = node.start_mark.line + 1
-        elif node.id == "mapping":
-            # the last of duplicate keys is the one in force, as in the loaded data
-            pairs = [(k, v) for k, v in children if getattr(k, "value", None) == str(key)]
-            if not pairs:
-                break
-            key_node, node = pairs[-1]
-            line = key_node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _value_at(data: Any, loc: tuple[int | str, ...]) -> tuple[bool, Any]:
-    node = data
-    for key in loc:
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            return False, None
-    return True, node
-
-
-def _describe(problems: list[Problem], data: Any, tree: Any, source: str) -> str:
-    lines = []
-    for loc, message, unknown in problems:
-        path = ".".join(str(k) for k in loc)
-        line = _line_of(tree, loc)
-        found, value = _value_at(data, loc)
-        where = f"{source}, line {line}" if line else source
-        if unknown:
-            lines.append(f"{where}: unknown key '{path}'")
-        elif found:
-            lines.append(f"{where}: {path} = {value!r}: {message}")
-        else:
-            lines.append(f"{where}: {path}: {message}")
-    return "\n".join(lines)
-
-
 def parse(text: str, source: str = "<string>") -> Config:
     """Parse and validate config text; raise `ConfigError` with key, line and value."""
     from yaml import YAMLError
@@ -627,8 +346,8 @@ def parse(text: str, source: str = "<string>") -> Config:
     validator = _Validator()
     config = validator.config(data)
     if validator.problems:
-        raise ConfigError(_describe(validator.problems, data, tree, source))
-    warnings = _describe(validator.warnings, data, tree, source).splitlines() if validator.warnings else []
+        raise ConfigError(describe(validator.problems, data, tree, source))
+    warnings = describe(validator.warnings, data, tree, source).splitlines() if validator.warnings else []
     if warnings and config.sysmenu.strict:
         raise ConfigError("\n".join([*warnings, "(sysmenu.strict is on: these warnings are errors)"]))
     return replace(
@@ -647,7 +366,7 @@ def _rule_lines(config: Config, tree: Any, source: str) -> dict[str, str]:
             places[f"custom:{entry.action}:{key}"] = ("system", "actions", index, key)
     lines = {}
     for name, loc in places.items():
-        line = _line_of(tree, loc)
+        line = line_of(tree, loc)
         lines[name] = f"{source}, line {line}" if line else source
     return lines
 

@@ -6,10 +6,8 @@ response in exactly one place, with the body built by `error_body`.
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def error_body(message: str) -> dict[str, Any]:
+def error_body(message: str) -> dict[str, str]:
     """The one error body shape of every API error: ``{"error": message}``."""
     return {"error": message}
 
@@ -18,7 +16,7 @@ class SysmenuError(Exception):
     """Base of all errors that map to an HTTP status."""
 
     status_code = 500
-    details: dict[str, Any] | None = None  # more members of the error body, beside "error"
+    details: dict[str, object] | None = None  # more members of the error body, beside "error"
 
     def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
 from .catalogue import SOURCES
-from .errors import PayloadTooLarge, error_body
-from .responses import json_response
+from .errors import BadRequest, NotFound, PayloadTooLarge, SysmenuError
+from .responses import error_response
 from .state import State
 
 MAX_BODY = 100 * 1024  # OctoPrint's server.maxSize: no endpoint here takes more than a small object
@@ -54,19 +54,23 @@ class RequestGuard:
             if prefix and (path == prefix or path.startswith(prefix + "/")):
                 path = path[len(prefix) :] or "/"
                 scope = dict(scope, path=path)
+        refusal = self._refusal(scope, path)
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _refusal(self, scope: Scope, path: str) -> SysmenuError | None:
         raw = scope.get("raw_path") or b""
         if b"%2f" in raw.lower() or b"%5c" in raw.lower() or any(s in (".", "..") for s in path.split("/")):
-            await json_response(error_body("Not Found"), 404)(scope, receive, send)
-            return
+            return NotFound("Not Found")
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
-                    await json_response(error_body("Invalid Content-Length"), 400)(scope, receive, send)
-                    return
+                    return BadRequest("Invalid Content-Length")
                 if int(value) > self.max_body:
-                    await json_response(error_body("Request body too large"), 413)(scope, receive, send)
-                    return
-        await self.app(scope, self._limited(receive), send)
+                    return PayloadTooLarge("Request body too large")
+        return None
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0

@@ -3,8 +3,8 @@ sessions, runs. No behaviour beyond what a record says of itself."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from .access import BUILTIN_GROUPS, PERMISSIONS
 
@@ -105,13 +105,13 @@ class RunRecord:
     pid: int | None = None
     pid_start: str | None = None
     idempotency_key: str | None = None
-    arguments: dict[str, Any] | None = None  # the values given, secrets masked
+    arguments: Mapping[str, object] | None = None  # the values given, secrets masked
     arguments_digest: str | None = None  # salted digest of all values (secrets too)
     # background processes left running (or killed, with `leftovers: kill`) at a normal
     # end: [{"pid", "command", "killed"}]; None when not loaded (listings)
-    leftovers: list[dict[str, Any]] | None = None
+    leftovers: list[dict[str, object]] | None = None
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> dict[str, object]:
         """What the API shows of the run: no private columns, output only if loaded."""
         data = asdict(self)
         return {

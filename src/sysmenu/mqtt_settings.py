@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checks import Check, Invalid, boolean, choice, number, optional, path, string
+
 EXPOSE = ("marked", "all")
 _LEVEL_FORBIDDEN = re.compile(r"[+#\x00]")
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -104,3 +106,33 @@ def check_section(fields: dict[str, Any]) -> list[tuple[str, str]]:
     if (fields.get("cert_file") is None) != (fields.get("key_file") is None):
         problems.append(("key_file", "a client certificate needs both cert_file and key_file"))
     return problems
+
+
+def _topic_prefix(value: Any) -> str:
+    try:
+        return topic_prefix_check(value)
+    except InvalidSetting as exc:
+        raise Invalid(str(exc)) from None
+
+
+MQTT_KEYS: dict[str, tuple[str, Check]] = {
+    "host": ("host", string(1)),
+    "port": ("port", number(integer=True, ge=1, le=65535)),
+    "tls": ("tls", boolean),
+    "ca_file": ("ca_file", optional(path)),
+    "cert_file": ("cert_file", optional(path)),
+    "key_file": ("key_file", optional(path)),
+    "username": ("username", optional(string(1))),
+    "password_file": ("password_file", optional(path)),
+    "password_env": ("password_env", optional(string(1))),
+    "client_id": ("client_id", optional(string(1))),
+    "topic_prefix": ("topic_prefix", optional(_topic_prefix)),
+    "discovery": ("discovery", boolean),
+    "discovery_prefix": ("discovery_prefix", _topic_prefix),
+    "expose": ("expose", choice(*EXPOSE)),
+    "keepalive": ("keepalive", number(integer=True, ge=5, le=65535)),
+    "configuration_url": ("configuration_url", optional(string(1))),
+    "buffer": ("buffer", number(integer=True, ge=0)),
+    "reconnect_max": ("reconnect_max", number(gt=0)),
+}
+assert {a for a, _ in MQTT_KEYS.values()} == set(MqttSettings.__dataclass_fields__)

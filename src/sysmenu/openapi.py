@@ -2,128 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from . import __version__
 from .openapi_compat import compat_paths
-
-if TYPE_CHECKING:
-    from .catalogue import Catalogue
-
-_ERROR = {"$ref": "#/components/responses/Error"}
-_SOURCE = {
-    "name": "source",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
-}
-_MAX_ID = 2**63 - 1
-_TIME = "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, now, or an age like 90s, 15m, 2h, 7d, 1w"
-_TIME_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "enum": ["now", "today", "yesterday"]},
-        {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,3})?[smhdw]$"},
-        {"type": "string", "format": "date"},
-        {"type": "string", "format": "date-time"},
-    ]
-}
-_SINCE_UNTIL = [
-    {"name": "since", "in": "query", "description": f"At or after: {_TIME}", "schema": _TIME_SCHEMA},
-    {"name": "until", "in": "query", "description": f"Before: {_TIME}", "schema": _TIME_SCHEMA},
-]
-_RUN_ID = {
-    "name": "run_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
-}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-# One command's verdict in GET /api/status (`sysmenu doctor`'s, as the server's user).
-_VERDICT = {
-    "type": "object",
-    "required": ["source", "action", "runnable", "why", "fix"],
-    "properties": {
-        "source": {"type": "string"},
-        "action": {"type": "string"},
-        "runnable": {"type": "boolean", "nullable": True, "description": "null: could not tell"},
-        "why": {"type": "string", "nullable": True},
-        "fix": {"type": "string", "nullable": True},
-    },
-}
-
-
-def command_paths(catalogue: Catalogue) -> dict[str, Any]:
-    """One path per command with arguments, its body described by the arguments'
-    JSON Schema (a concrete path goes before the templated one)."""
-    paths: dict[str, Any] = {}
-    for source, specs in catalogue.specs.items():
-        for spec in specs:
-            if not spec.arguments:
-                continue
-            properties = {argument.name: argument.json_schema() for argument in spec.arguments}
-            required = [argument.name for argument in spec.arguments if argument.required]
-            arguments: dict[str, Any] = {
-                "type": "object",
-                "properties": properties,
-                "additionalProperties": False,
-            }
-            if required:
-                arguments["required"] = required
-            body = {"type": "object", "required": ["arguments"], "properties": {"arguments": arguments}}
-            path = f"/api/system/commands/{source}/{quote(spec.action, safe='')}"
-            paths[path] = {
-                "post": {
-                    "summary": f"Run {spec.name}",
-                    "requestBody": _json_body(body),
-                    "responses": {
-                        "204": {"description": "Done (or started, for async commands)"},
-                        "202": _json({"$ref": "#/components/schemas/Run"}, "Started"),
-                        "400": _ERROR,
-                        "409": _ERROR,
-                        "422": _ERROR,
-                        "500": _ERROR,
-                        "403": _ERROR,
-                    },
-                }
-            }
-    return paths
-
-
-def described(catalogue: Catalogue) -> dict[str, Any]:
-    """The document a SYSTEM caller gets: each command with arguments on its own path;
-    the generic execute paths say they need those commands' arguments (no body there)."""
-    document = openapi_document()
-    paths = document["paths"]
-    needing = sorted(
-        spec.action
-        for spec in catalogue.specs["custom"]
-        if any(argument.required for argument in spec.arguments)
-    )
-    legacy = paths["/api/system"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    legacy["properties"]["action"]["not"]["enum"] += needing
-    execute = paths["/api/system/commands/{source}/{action}"]["post"]["parameters"][1]
-    execute["schema"]["not"]["enum"] += sorted(
-        {spec.action for specs in catalogue.specs.values() for spec in specs if spec.arguments}
-    )
-    document["paths"] = command_paths(catalogue) | paths
-    return document
+from .openapi_parts import (
+    ERROR,
+    MAX_ID,
+    RUN_ID_PARAMETER,
+    SINCE_UNTIL,
+    SOURCE_PARAMETER,
+    VERDICT,
+    components,
+    json_body,
+    json_content,
+)
 
 
 def openapi_document() -> dict[str, Any]:
     client_spec = {"$ref": "#/components/schemas/ClientSpec"}
     spec_list = {"type": "array", "items": client_spec}
     run = {"$ref": "#/components/schemas/Run"}
-    denied = {"403": _ERROR}
+    denied = {"403": ERROR}
     session_user = {
         "type": "object",
         "required": ["name", "groups", "permissions"],
@@ -159,7 +59,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "API and server version",
                     "responses": {
-                        "200": _json({"type": "object", "required": ["api", "server", "text"]}, "Versions"),
+                        "200": json_content(
+                            {"type": "object", "required": ["api", "server", "text"]}, "Versions"
+                        ),
                         **denied,
                     },
                 }
@@ -167,7 +69,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/system": {
                 "post": {
                     "summary": "Deprecated: run a custom action named in the body",
-                    "requestBody": _json_body(
+                    "requestBody": json_body(
                         {
                             "type": "object",
                             "required": ["action"],
@@ -179,12 +81,12 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "204": {"description": "Done"},
                         "202": {"description": "Started"},
-                        "400": _ERROR,
-                        "404": _ERROR,
-                        "409": _ERROR,
-                        "422": _ERROR,
-                        "500": _ERROR,
-                        "503": _ERROR,
+                        "400": ERROR,
+                        "404": ERROR,
+                        "409": ERROR,
+                        "422": ERROR,
+                        "500": ERROR,
+                        "503": ERROR,
                         **denied,
                     },
                 }
@@ -193,7 +95,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "All commands by source",
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "properties": {"core": spec_list, "custom": spec_list, "plugin": spec_list},
@@ -207,15 +109,15 @@ def openapi_document() -> dict[str, Any]:
             "/api/system/commands/{source}": {
                 "get": {
                     "summary": "The commands of one source",
-                    "parameters": [_SOURCE],
-                    "responses": {"200": _json(spec_list, "Commands"), "404": _ERROR, **denied},
+                    "parameters": [SOURCE_PARAMETER],
+                    "responses": {"200": json_content(spec_list, "Commands"), "404": ERROR, **denied},
                 }
             },
             "/api/system/commands/{source}/{action}": {
                 "post": {
                     "summary": "Run a command",
                     "parameters": [
-                        _SOURCE,
+                        SOURCE_PARAMETER,
                         {
                             "name": "action",
                             "in": "path",
@@ -237,13 +139,13 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "204": {"description": "Done (or started, for async commands)"},
-                        "202": _json(run, "Started; Location names the run"),
-                        "400": _ERROR,
-                        "404": _ERROR,
-                        "409": _ERROR,
-                        "422": _ERROR,
-                        "500": _ERROR,
-                        "503": _ERROR,
+                        "202": json_content(run, "Started; Location names the run"),
+                        "400": ERROR,
+                        "404": ERROR,
+                        "409": ERROR,
+                        "422": ERROR,
+                        "500": ERROR,
+                        "503": ERROR,
                         **denied,
                     },
                 }
@@ -253,11 +155,11 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "sysmenu's state: version, config in force or rejected, running runs, "
                     "and whether each command can run here",
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["version", "config", "running", "commands"],
-                                "properties": {"commands": {"type": "array", "items": _VERDICT}},
+                                "properties": {"commands": {"type": "array", "items": VERDICT}},
                             },
                             "Status",
                         ),
@@ -279,11 +181,11 @@ def openapi_document() -> dict[str, Any]:
                                 "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
                             },
                         },
-                        *_SINCE_UNTIL,
+                        *SINCE_UNTIL,
                         {
                             "name": "before",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         },
                         {
                             "name": "limit",
@@ -292,7 +194,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["runs"],
@@ -303,7 +205,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "A page",
                         ),
-                        "400": _ERROR,
+                        "400": ERROR,
                         **denied,
                     },
                 }
@@ -312,7 +214,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "The audit log, newest first (admins only)",
                     "parameters": [
-                        *_SINCE_UNTIL,
+                        *SINCE_UNTIL,
                         {"name": "user", "in": "query", "schema": {"type": "string"}},
                         {
                             "name": "event",
@@ -323,7 +225,7 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "before",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                         },
                         {
                             "name": "limit",
@@ -332,7 +234,7 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["entries"],
@@ -349,7 +251,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "A page",
                         ),
-                        "400": _ERROR,
+                        "400": ERROR,
                         **denied,
                     },
                 }
@@ -357,18 +259,18 @@ def openapi_document() -> dict[str, Any]:
             "/api/runs/{run_id}": {
                 "get": {
                     "summary": "One run with its output",
-                    "parameters": [_RUN_ID],
-                    "responses": {"200": _json(run, "The run"), "404": _ERROR, **denied},
+                    "parameters": [RUN_ID_PARAMETER],
+                    "responses": {"200": json_content(run, "The run"), "404": ERROR, **denied},
                 }
             },
             "/api/runs/{run_id}/kill": {
                 "post": {
                     "summary": "Kill a running run (SIGTERM to its group, SIGKILL after a grace)",
-                    "parameters": [_RUN_ID],
+                    "parameters": [RUN_ID_PARAMETER],
                     "responses": {
-                        "202": _json({"type": "object"}, "Killing"),
-                        "404": _ERROR,
-                        "409": _ERROR,
+                        "202": json_content({"type": "object"}, "Killing"),
+                        "404": ERROR,
+                        "409": ERROR,
                         **denied,
                     },
                 }
@@ -377,7 +279,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Log in: a session cookie (HttpOnly, SameSite=Strict) and its CSRF token",
                     "security": [],
-                    "requestBody": _json_body(
+                    "requestBody": json_body(
                         {
                             "type": "object",
                             "required": ["user", "pass"],
@@ -388,25 +290,25 @@ def openapi_document() -> dict[str, Any]:
                         }
                     ),
                     "responses": {
-                        "200": _json(session_user, "The user, with csrf_token and fresh_until"),
-                        "400": _ERROR,
-                        "403": _ERROR,
-                        "415": _ERROR,
-                        "429": _ERROR,
+                        "200": json_content(session_user, "The user, with csrf_token and fresh_until"),
+                        "400": ERROR,
+                        "403": ERROR,
+                        "415": ERROR,
+                        "429": ERROR,
                     },
                 }
             },
             "/api/logout": {
                 "post": {
                     "summary": "End the session (with a session: X-CSRF-Token required)",
-                    "responses": {"200": _json(session_user, "Logged out: nobody"), **denied},
+                    "responses": {"200": json_content(session_user, "Logged out: nobody"), **denied},
                 }
             },
             "/api/currentuser": {
                 "get": {
                     "summary": "Who the request is; name null when no one",
                     "security": [],
-                    "responses": {"200": _json(session_user, "The user")},
+                    "responses": {"200": json_content(session_user, "The user")},
                 }
             },
             "/api/health": {
@@ -414,7 +316,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Fit to serve? (no key): ok, or 503 naming the failing checks",
                     "security": [],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "required": ["status"],
@@ -422,7 +324,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "Healthy",
                         ),
-                        "503": _json(
+                        "503": json_content(
                             {
                                 "type": "object",
                                 "required": ["status", "checks", "error"],
@@ -452,7 +354,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/runs/{run_id}/events": {
                 "get": {
                     "summary": "Server-sent events: start, output (stream, text), end",
-                    "parameters": [_RUN_ID],
+                    "parameters": [RUN_ID_PARAMETER],
                     "responses": {
                         "200": {
                             "description": "An event stream",
@@ -465,73 +367,11 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             },
                         },
-                        "404": _ERROR,
+                        "404": ERROR,
                         **denied,
                     },
                 }
             },
         },
-        "components": {
-            "securitySchemes": {
-                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
-                "ApiKeyQuery": {"type": "apiKey", "in": "query", "name": "apikey"},
-                "Bearer": {"type": "http", "scheme": "bearer"},
-                "Session": {"type": "apiKey", "in": "cookie", "name": "sysmenu_session_P<port>"},
-            },
-            "responses": {
-                "Error": _json(
-                    {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                    "An error",
-                )
-            },
-            "schemas": {
-                "ClientSpec": {
-                    "type": "object",
-                    "required": ["action", "source", "resource"],
-                    "properties": {
-                        "action": {"type": "string"},
-                        "name": {"type": "string"},
-                        "confirm": {"type": "string"},
-                        "source": {"type": "string"},
-                        "resource": {"type": "string"},
-                        "fresh_credentials": {"type": "boolean"},
-                        "arguments": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["name", "type", "required"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "type": {
-                                        "type": "string",
-                                        "enum": ["string", "int", "float", "bool", "choice", "path"],
-                                    },
-                                    "required": {"type": "boolean"},
-                                },
-                            },
-                        },
-                    },
-                },
-                "Run": {
-                    "type": "object",
-                    "required": ["id"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "source": {"type": "string"},
-                        "action": {"type": "string"},
-                        "name": {"type": "string"},
-                        "state": {"type": "string"},
-                        "returncode": {"type": "integer", "nullable": True},
-                        "signal": {"type": "integer", "nullable": True},
-                        "started": {"type": "number"},
-                        "ended": {"type": "number", "nullable": True},
-                        "duration": {"type": "number", "nullable": True},
-                        "stdout": {"type": "string"},
-                        "stderr": {"type": "string"},
-                        "resource": {"type": "string"},
-                        "arguments": {"type": "object", "description": "the values given (secrets masked)"},
-                    },
-                },
-            },
-        },
+        "components": components(),
     }

@@ -1,5 +1,5 @@
 """Response helpers shared by every view and middleware, and the one place where
-exceptions become responses."""
+exceptions become responses: `error_response`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -21,44 +20,41 @@ JSON = "application/json"
 NO_CONTENT = Response(status_code=204)
 
 
-def json_response(data: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(data: object, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False).encode()
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 
-async def sysmenu_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SysmenuError)
-    return json_response(error_body(exc.message) | (exc.details or {}), exc.status_code, exc.headers)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code in (204, 304):
-        return Response(status_code=exc.status_code, headers=exc.headers)
-    return json_response(error_body(str(exc.detail)), exc.status_code, exc.headers)
-
-
-async def client_gone(request: Request, exc: Exception) -> Response:
-    # The client went away mid-body (or was cut off as too slow): nobody reads this.
-    log.debug("client left during %s %s", request.method, request.url.path)
-    return json_response(error_body("Client disconnected"), 400)
-
-
-async def storage_error(request: Request, exc: Exception) -> Response:
-    # A locked (past the busy timeout), read-only or full database: only this request fails.
-    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    return json_response(error_body(f"The database cannot be used right now: {exc}"), 503)
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def error_response(exc: BaseException) -> Response:
+    """The answer to `exc`, in the API's one error shape (``{"error": ...}``), never a
+    traceback. Used by the app's handler table and by the middlewares alike."""
+    if isinstance(exc, SysmenuError):
+        return json_response(error_body(exc.message) | (exc.details or {}), exc.status_code, exc.headers)
+    if isinstance(exc, HTTPException):
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return json_response(error_body(str(exc.detail)), exc.status_code, exc.headers)
+    if isinstance(exc, ClientDisconnect):
+        # The client went away mid-body (or was cut off as too slow): nobody reads this.
+        return json_response(error_body("Client disconnected"), 400)
+    if isinstance(exc, sqlite3.Error):
+        # A locked (past the busy timeout), read-only or full database: only this request fails.
+        return json_response(error_body(f"The database cannot be used right now: {exc}"), 503)
     return json_response(error_body("Internal server error"), 500)
 
 
+async def _handle(request: Request, exc: Exception) -> Response:
+    where = f"{request.method} {request.url.path}"
+    if isinstance(exc, ClientDisconnect):
+        log.debug("client left during %s", where)
+    elif isinstance(exc, sqlite3.Error):
+        log.error("database error on %s: %s", where, exc)
+    elif not isinstance(exc, SysmenuError | HTTPException):
+        log.exception("unhandled error on %s", where)
+    return error_response(exc)
+
+
+# Starlette looks a handler up along the exception's classes; every entry is the same one.
 EXCEPTION_HANDLERS = {
-    SysmenuError: sysmenu_error,
-    HTTPException: http_error,
-    ClientDisconnect: client_gone,
-    sqlite3.Error: storage_error,
-    Exception: internal_error,
+    cls: _handle for cls in (SysmenuError, HTTPException, ClientDisconnect, sqlite3.Error, Exception)
 }

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import audit
-from .config import Retention
+from .settings import Retention
 
 log = logging.getLogger("sysmenu.retention")
 

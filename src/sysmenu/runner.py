@@ -22,18 +22,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
-from .feed import Chunk, OutputFeed
 from .invocation import Invocation
-from .models import RunRecord, Who
-from .output import Output
+from .models import Who
+from .run import Run
 from .runlog import RunLog
 from .slots import Slot, Slots
 from .spawn import spawn
-from .supervision import PIPE_GRACE, Ending, Process, killpg, process_start_time, supervise
+from .supervision import PIPE_GRACE, Process, killpg, process_start_time, supervise
 from .tracker import ProcessTracker
 
+__all__ = ["DuplicateKey", "Run", "RunObserver", "Runner"]
+
 if TYPE_CHECKING:
-    from .config import Settings
+    from .settings import Settings
 
 log = logging.getLogger("sysmenu.runner")
 
@@ -43,87 +44,6 @@ RETRY_ENDS = 1.0  # seconds between attempts to write run ends the store refused
 
 class DuplicateKey(Exception):
     """Another request recorded a run with this Idempotency-Key first."""
-
-
-class Run:
-    """A run in progress (or just finished): its process, output and listeners."""
-
-    def __init__(
-        self,
-        run_id: int,
-        spec: CommandSpec,
-        who: Who,
-        limit: int,
-        invocation: Invocation | None = None,
-    ) -> None:
-        self.id = run_id
-        self.spec = spec
-        self.who = who
-        self.invocation = invocation or Invocation.of(spec, {})
-        self.started = time.time()
-        self.state = "running"
-        self.returncode: int | None = None
-        self.signal: int | None = None
-        self.duration: float | None = None
-        self.pid: int | None = None
-        self.leftovers: list[dict[str, Any]] = []  # background processes at its end
-        self.stdout = Output(limit)
-        self.stderr = Output(limit)
-        self.feed = OutputFeed(limit)
-        self.done = asyncio.Event()
-        self.ending: str | None = None  # "killed" or "interrupted", set before the group is killed
-        self.kill_requested = asyncio.Event()
-
-    def subscribe(self) -> tuple[list[Chunk], asyncio.Queue[Chunk | None] | None]:
-        """What was printed so far, and a queue of what follows (None once the run is over)."""
-        return self.feed.subscribe()
-
-    def unsubscribe(self, queue: asyncio.Queue[Chunk | None]) -> None:
-        self.feed.unsubscribe(queue)
-
-    def kill(self) -> None:
-        if not self.done.is_set():
-            self.ending = self.ending or "killed"
-            self.kill_requested.set()
-
-    def interrupt(self) -> None:
-        """Server stop: end the run as interrupted, whatever else was asked of it."""
-        self.ending = "interrupted"
-        self.kill_requested.set()
-
-    def ended(self, ending: Ending) -> None:
-        """Take how the process ended as the run's outcome."""
-        self.returncode, self.signal = ending.returncode, ending.signal
-        if self.ending is None and ending.timed_out:
-            self.ending = "timeout"
-        # `ignore: true` makes a failure a success: recorded as ok, its exit code kept
-        self.state = self.ending or ("ok" if ending.returncode == 0 or self.spec.ignore else "failed")
-        self.leftovers = ending.leftovers
-
-    def record(self, output: bool = True) -> RunRecord:
-        """The run as it stands, in the shape the run log keeps (output: with its text)."""
-        return RunRecord(
-            id=self.id,
-            source=self.spec.source,
-            action=self.spec.action,
-            name=self.spec.name,
-            user=self.who.user,
-            auth=self.who.auth,
-            client=self.who.client,
-            started=self.started,
-            ended=None if self.duration is None else self.started + self.duration,
-            duration=self.duration,
-            state=self.state,
-            returncode=self.returncode,
-            signal=self.signal,
-            stdout_dropped=self.stdout.dropped,
-            stderr_dropped=self.stderr.dropped,
-            stdout=self.stdout.text() if output else None,
-            stderr=self.stderr.text() if output else None,
-            pid=self.pid,
-            arguments=self.invocation.shown,
-            leftovers=self.leftovers if output else None,
-        )
 
 
 class RunObserver(Protocol):

@@ -16,7 +16,8 @@ from .access import READ, Grant
 from .auth import FORBIDDEN, Identity
 from .errors import BadRequest, Conflict, Forbidden, NotFound, SysmenuError
 from .models import RUN_STATES, RunRecord
-from .openapi import described, openapi_document
+from .openapi import openapi_document
+from .openapi_commands import described
 from .params import int_param, time_param
 from .responses import JSON, json_response
 from .runner import Run

@@ -12,15 +12,15 @@ import asyncio
 import contextlib
 import json
 import socket
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .config import Settings
 from .errors import error_body
 from .lifecycle import ManagedServer
+from .settings import Settings
 from .systemd import Notifier, describe
 
 GRACEFUL_SHUTDOWN = 3  # seconds open connections get once the runs are stopped
@@ -137,12 +137,12 @@ class _Server(ManagedServer):
     their streams with a proper ``end`` event, and sync requests get their answer.
     """
 
-    async def shutdown(self, sockets: Any = None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.before_shutdown()
         await self.runner.close()
         await super().shutdown(sockets)
 
-    def run(self, sockets: Any = None) -> None:
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
         # uvicorn raises a caught SIGINT again once it has stopped cleanly; Ctrl-C is a
         # clean stop, not an abort: exit 0 instead of click's "Aborted!" and status 1.
         with contextlib.suppress(KeyboardInterrupt):

@@ -21,7 +21,7 @@ import functools
 import os
 import subprocess
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 P = TypeVar("P", bound=asyncio.SubprocessProtocol)
 
@@ -52,7 +52,10 @@ class _Pipe(asyncio.Protocol):
 
 class ChildTransport:
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, popen: subprocess.Popen[bytes], protocol: Any
+        self,
+        loop: asyncio.AbstractEventLoop,
+        popen: subprocess.Popen[bytes],
+        protocol: asyncio.SubprocessProtocol,
     ) -> None:
         self.loop = loop
         self.popen = popen
@@ -110,7 +113,7 @@ async def spawn(
     start_new_session: bool = True,
     env: dict[str, str] | None = None,
     started: Callable[[int], None] | None = None,
-) -> tuple[Any, P]:
+) -> tuple[asyncio.SubprocessTransport | ChildTransport, P]:
     """Start `argv` with stdin from /dev/null and stdout, stderr piped to the protocol;
     `env` is its whole environment (None: the server's).
 

@@ -21,7 +21,7 @@ from .catalogue import CommandSpec
 from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
 from .models import Session, User, Who
 from .octoprint_compat import user_record
-from .passwords import hash_password, verify_password
+from .passwords import decoy_hash, verify_password
 from .responses import json_response
 from .sessions import SESSION_LIFETIME
 
@@ -72,12 +72,6 @@ class Asset:
 @cache
 def _assets() -> dict[str, Asset]:
     return {p.name: Asset(p) for p in WEB.iterdir() if p.is_file() and p.suffix in TYPES}
-
-
-@cache
-def _decoy_hash() -> str:
-    # An unknown user's login costs as much as a known one's: names cannot be probed by timing.
-    return hash_password("not a password of anyone")
 
 
 def user_json(user: User, grant: Grant, specs: list[CommandSpec]) -> dict[str, Any]:
@@ -154,7 +148,7 @@ class WebUi:
         if len(name) <= 256 and len(password) <= 1024:
             user = await store.db.run(store.accounts.get_user, name)
         stored = await store.db.run(store.accounts.password_hash, name) if user else None
-        ok = await run_in_threadpool(verify_password, stored or _decoy_hash(), password[:1024])
+        ok = await run_in_threadpool(verify_password, stored or decoy_hash(), password[:1024])
         if user is None or stored is None or not ok:
             self.state.login_failures.fail(client)
             await store.db.run(store.audit.record, "login_failed", Who(name[:256], "password", client))

@@ -15,8 +15,9 @@ from .options import add_everywhere
 from .root import main
 from .runs import run_command, runs
 from .service import doctor, service
+from .settings import settings
 
-for command in (user, key, group, run_command, runs, audit, doctor, service, fleet_group):
+for command in (user, key, group, run_command, runs, audit, doctor, service, fleet_group, settings):
     main.add_command(command)
 add_everywhere(main, skip=frozenset({"check-config"}))  # last: after every command is added
 

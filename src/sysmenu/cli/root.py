@@ -7,6 +7,7 @@ import secrets
 import click
 
 from .. import __version__
+from ..settings import default_of
 from .context import CONFIG_ENV, Context, Group, pass_ctx
 
 
@@ -33,9 +34,11 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
 
 
 @main.command()
-@click.option("--host", help="Address to listen on (default: sysmenu.host, 127.0.0.1).")
+@click.option("--host", help=f"Address to listen on (default: sysmenu.host, {default_of('host')}).")
 @click.option(
-    "--port", type=click.IntRange(1, 65535), help="Port to listen on (default: sysmenu.port, 5000)."
+    "--port",
+    type=click.IntRange(1, 65535),
+    help=f"Port to listen on (default: sysmenu.port, {default_of('port')}).",
 )
 @click.option(
     "--idle-exit",
