@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from sysmenu.app import create_app
-from sysmenu.config import parse
+from sysmenu.config import Config, parse, replace
 from sysmenu.store import Store
 
 CONFIG = """\
@@ -51,6 +51,16 @@ system:
 """
 
 
+TEST_HOST = "example.com"  # the in-process client's host
+
+
+def with_test_host(config: Config) -> Config:
+    """`config` answering to the test client's host too (sysmenu listens on loopback
+    by default, so only loopback Host values would be answered)."""
+    settings = config.sysmenu
+    return replace(config, sysmenu=replace(settings, allowed_hosts=[*settings.allowed_hosts, TEST_HOST]))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -78,7 +88,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     store.accounts.add_user("admin", ["admins"])
     store.accounts.add_user("bob", ["users"])
     admin_key, user_key = store.accounts.create_key("admin"), store.accounts.create_key("bob")
-    app = create_app(parse(text, "test.yaml"), store)
+    app = create_app(with_test_host(parse(text, "test.yaml")), store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:

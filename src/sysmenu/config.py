@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,31 @@ def _retention(value: Any) -> Retention:
     return Retention(days, count)
 
 
+def _hosts(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise _Invalid("Input should be a list of host names or addresses")
+    return [item.strip() for item in value]
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _environment(value: Any) -> dict[str, str]:
+    """Variables for commands: names as a shell accepts them, scalar values (as text)."""
+    if not isinstance(value, dict):
+        raise _Invalid("Input should be a mapping of variable names to values")
+    env: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise _Invalid(f"not a valid variable name: {name!r}")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _Invalid(f"{name}: the value should be a string or a number")
+        if "\0" in str(item):
+            raise _Invalid(f"{name}: the value holds a NUL character")
+        env[name] = str(item)
+    return env
+
+
 def _confirm(value: Any) -> str | None:
     # OctoPrint configs write `confirm: false` to mean "no confirmation".
     if value is False or value is None:
@@ -239,6 +265,7 @@ class Action:
     deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
     mqtt: bool | None = None  # shown over MQTT: None follows sysmenu.mqtt.expose
     leftovers: str = "keep"  # what happens to background processes at a normal end
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -262,6 +289,9 @@ class Settings:
     header_timeout: float = 10.0
     max_header_bytes: int = 32768
     max_connections: int = 256
+    max_connections_per_address: int = 32
+    connection_cap_exempt: list[str] | None = None  # None: the trusted proxies
+    write_timeout: float = 30.0
     key_failure_limit: int = 10
     key_failure_window: float = 60.0
     idle_exit: float = 0.0
@@ -274,6 +304,8 @@ class Settings:
     keep_audit: Retention = Retention(days=365, count=50000)
     strict: bool = False  # what OctoPrint accepts but sysmenu warns about becomes an error
     mqtt: MqttSettings | None = None  # None: MQTT off
+    allowed_hosts: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -343,6 +375,7 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "deny": ("deny", _checked(access.check_names)),
     "mqtt": ("mqtt", _optional(_bool)),
     "leftovers": ("leftovers", _choice("keep", "kill")),
+    "environment": ("environment", _environment),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "host": ("host", _string(1)),
@@ -357,6 +390,9 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "header_timeout": ("header_timeout", _number(gt=0)),
     "max_header_bytes": ("max_header_bytes", _number(integer=True, ge=1024)),
     "max_connections": ("max_connections", _number(integer=True, ge=1)),
+    "max_connections_per_address": ("max_connections_per_address", _number(integer=True, ge=0)),
+    "connection_cap_exempt": ("connection_cap_exempt", _optional(_networks)),
+    "write_timeout": ("write_timeout", _number(gt=0)),
     "key_failure_limit": ("key_failure_limit", _number(integer=True, ge=1)),
     "key_failure_window": ("key_failure_window", _number(gt=0)),
     "idle_exit": ("idle_exit", _number(ge=0)),
@@ -398,6 +434,8 @@ MQTT_KEYS: dict[str, tuple[str, Check]] = {
     "configuration_url": ("configuration_url", _optional(_string(1))),
     "buffer": ("buffer", _number(integer=True, ge=0)),
     "reconnect_max": ("reconnect_max", _number(gt=0)),
+    "allowed_hosts": ("allowed_hosts", _hosts),
+    "environment": ("environment", _environment),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
