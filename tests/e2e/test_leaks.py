@@ -148,7 +148,16 @@ system:
 @pytest.mark.parametrize("how", ["user remove", "key revoke"])
 def test_event_stream_ends_when_its_credential_stops_being_valid(tmp_path: Path, how: str) -> None:
     with running_server(tmp_path, STREAM_CONFIG) as server:
-        sysmenu("user", "add", "watcher", "--group", "admins", "--password", "pw", data_dir=server.data_dir)
+        sysmenu(
+            "user",
+            "add",
+            "watcher",
+            "--group",
+            "admins",
+            "--password",
+            "watcher-pw",
+            data_dir=server.data_dir,
+        )
         key = sysmenu("key", "create", "watcher", data_dir=server.data_dir).strip()
         with server.client() as client:
             assert client.post("/api/system/commands/custom/talk").status_code == 204
