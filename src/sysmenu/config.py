@@ -405,6 +405,8 @@ SETTINGS_KEYS: dict[str, tuple[str, Check]] = {
     "keep_audit": ("keep_audit", _retention),
     "strict": ("strict", _bool),
     "mqtt": ("mqtt", lambda value: value),  # a section: checked key by key with MQTT_KEYS
+    "allowed_hosts": ("allowed_hosts", _hosts),
+    "environment": ("environment", _environment),
 }
 
 
@@ -434,8 +436,6 @@ MQTT_KEYS: dict[str, tuple[str, Check]] = {
     "configuration_url": ("configuration_url", _optional(_string(1))),
     "buffer": ("buffer", _number(integer=True, ge=0)),
     "reconnect_max": ("reconnect_max", _number(gt=0)),
-    "allowed_hosts": ("allowed_hosts", _hosts),
-    "environment": ("environment", _environment),
 }
 assert {a for a, _ in SETTINGS_KEYS.values()} == set(Settings.__dataclass_fields__)
 assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
