@@ -121,12 +121,14 @@ def test_commands_get_a_minimal_environment_without_the_servers_secrets(tmp_path
         assert client.post("/api/system/commands/core/restart").status_code == 204
     env = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     assert "secret" not in output
-    assert not [name for name in env if name.startswith("SYSMENU_")]
+    # Of sysmenu's own names only the run's tag (docs/reliability.md), never the server's settings or key
+    assert [name for name in env if name.startswith("SYSMENU_")] == ["SYSMENU_RUN"]
+    assert env["SYSMENU_RUN"].startswith(f"{run['id']}@")
     assert (
         env["SHARED"] == "from-action" and env["TZ"] == "Europe/Berlin" and env["BACKUP_TARGET"] == "/mnt/usb"
     )
     assert {"PATH", "LANG", "HOME"} <= set(env)
-    allowed = {"PATH", "LANG", "HOME", "USER", "LOGNAME", "TZ", "SHARED", "BACKUP_TARGET"}
+    allowed = {"PATH", "LANG", "HOME", "USER", "LOGNAME", "TZ", "SHARED", "BACKUP_TARGET", "SYSMENU_RUN"}
     allowed |= {"PWD", "SHLVL", "_", "OLDPWD"}  # what the shell itself sets
     assert set(env) <= allowed, set(env) - allowed
     deadline = time.monotonic() + 10
