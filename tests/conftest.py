@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from sysmenu import passwords
 from sysmenu.app import create_app
-from sysmenu.config import parse
+from sysmenu.config import Config, parse, replace
 from sysmenu.store import Store
 
 CONFIG = """\
@@ -59,6 +59,16 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "COST", passwords.Cost(time_cost=1, memory_cost=8, parallelism=1))
 
 
+TEST_HOST = "example.com"  # the in-process client's host
+
+
+def with_test_host(config: Config) -> Config:
+    """`config` answering to the test client's host too (sysmenu listens on loopback
+    by default, so only loopback Host values would be answered)."""
+    settings = config.sysmenu
+    return replace(config, sysmenu=replace(settings, allowed_hosts=[*settings.allowed_hosts, TEST_HOST]))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -86,7 +96,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     store.accounts.add_user("admin", ["admins"])
     store.accounts.add_user("bob", ["users"])
     admin_key, user_key = store.accounts.create_key("admin"), store.accounts.create_key("bob")
-    app = create_app(parse(text, "test.yaml"), store)
+    app = create_app(with_test_host(parse(text, "test.yaml")), store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:

@@ -100,9 +100,9 @@ async def test_double_slashes_are_collapsed(env: Env) -> None:
 
 
 async def test_resource_urls_follow_host_and_trusted_proxy(env: Env) -> None:
-    headers = env.auth() | {"Host": "pi.local:8080"}
+    headers = env.auth() | {"Host": "localhost:8080"}
     r = await env.client.get("/api/system/commands/custom", headers=headers)
-    assert r.json()[0]["resource"] == "http://pi.local:8080/api/system/commands/custom/hello"
+    assert r.json()[0]["resource"] == "http://localhost:8080/api/system/commands/custom/hello"
     headers = env.auth() | {
         "X-Forwarded-Host": "menu.example.org",
         "X-Forwarded-Proto": "https",

@@ -79,7 +79,7 @@ STATE_CHANGING: dict[tuple[str, str], tuple[Step, list[str]]] = {
     ("POST", "/api/logout"): (_logout, ["login", "logout"]),
     ("POST", "/api/system/commands/{source}/{action}"): (_execute, ["execute"]),
     ("POST", "/api/system"): (_legacy, ["execute"]),
-    ("POST", "/api/runs/{run_id:int}/kill"): (_kill, ["execute", "kill"]),
+    ("POST", "/api/runs/{run_id}/kill"): (_kill, ["execute", "kill"]),
     # the no-printer endpoints change nothing, so they write nothing
     ("POST", "/api/connection"): (_connect, []),
     ("POST", "/api/util/test"): (_address_test, []),

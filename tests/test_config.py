@@ -369,3 +369,28 @@ def test_catalogue_diff_names_commands_added_removed_changed() -> None:
         "changed": ["custom:backup", "custom:media"],
     }
     assert old.diff(Catalogue(old_config), (rules[0], rules[0])) == {}
+
+
+def test_environment_is_a_mapping_of_names_to_scalars() -> None:
+    config = parse(
+        "sysmenu:\n  environment: {TZ: UTC, N: 3}\n"
+        "system:\n  actions:\n    - action: a\n      command: env\n      environment: {A_B: x}\n"
+    )
+    assert config.sysmenu.environment == {"TZ": "UTC", "N": "3"}
+    assert config.system.actions[0].environment == {"A_B": "x"}
+    (spec,) = Catalogue(config).specs["custom"]
+    assert dict(spec.environment) == {"TZ": "UTC", "N": "3", "A_B": "x"}
+    assert "not a valid variable name" in error_of("sysmenu:\n  environment: {'A-B': x}\n")
+    assert "should be a string or a number" in error_of("sysmenu:\n  environment: {A: [1]}\n")
+    assert "mapping" in error_of("sysmenu:\n  environment: [A]\n")
+    assert "list of host names" in error_of("sysmenu:\n  allowed_hosts: pi.lan\n")
+
+
+def test_commands_environment_is_minimal() -> None:
+    import os
+
+    from sysmenu.environment import command_environment
+
+    env = command_environment({"TZ": "UTC"}, {"TZ": "Europe/Berlin", "X": "1"})
+    assert set(env) <= {"PATH", "LANG", "HOME", "USER", "LOGNAME", "TZ", "X"}
+    assert env["TZ"] == "Europe/Berlin" and env["PATH"] == os.environ["PATH"]

@@ -18,7 +18,7 @@ from sysmenu.app import create_app
 from sysmenu.config import parse
 from sysmenu.database import Database
 from sysmenu.store import Store
-from tests.conftest import CONFIG, Env
+from tests.conftest import CONFIG, Env, with_test_host
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +77,7 @@ async def locked(tmp_path: Path, busy_timeout: float) -> AsyncIterator[tuple[Env
     store = Store(tmp_path / "sysmenu.db", busy_timeout=busy_timeout)
     store.accounts.add_user("admin", ["admins"])
     admin_key = store.accounts.create_key("admin")
-    app = create_app(parse(CONFIG, "test.yaml"), store)
+    app = create_app(with_test_host(parse(CONFIG, "test.yaml")), store)
     holder = sqlite3.connect(tmp_path / "sysmenu.db", isolation_level=None)
     try:
         async with LifespanManager(app) as manager:

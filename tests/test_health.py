@@ -57,7 +57,7 @@ async def test_rejected_config_change_fails_the_config_check(env: Env, tmp_path:
     r = await env.client.get("/api/health")
     assert r.status_code == 503
     assert set(r.json()["checks"]) == {"config"}
-    path.write_text("system:\n  actions: []\n")
+    path.write_text("system:\n  actions: []\nsysmenu:\n  allowed_hosts: [example.com]\n")
     assert await watcher.check()
     assert (await env.client.get("/api/health")).status_code == 200
 

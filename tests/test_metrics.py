@@ -106,7 +106,7 @@ async def test_http_answers_by_route_template_and_status(env: Env) -> None:
     assert value(text, "sysmenu_http_requests_total", route=LISTING, status="200") == 1
     assert value(text, "sysmenu_http_requests_total", route=LISTING, status="403") == 1
     assert value(text, "sysmenu_http_requests_total", route=LISTING + "/{source}", status="200") == 1
-    assert value(text, "sysmenu_http_requests_total", route="/api/runs/{run_id:int}", status="404") == 2
+    assert value(text, "sysmenu_http_requests_total", route="/api/runs/{run_id}", status="404") == 2
     assert value(text, "sysmenu_http_requests_total", route="unmatched", status="404") == 1
 
 

@@ -10,9 +10,9 @@ from sysmenu.passwords import PRODUCTION, Cost, hash_password, hasher, verify_pa
 
 
 def test_production_cost_is_pinned_and_real() -> None:
-    assert Cost(time_cost=3, memory_cost=65536, parallelism=4) == PRODUCTION
+    assert Cost(time_cost=2, memory_cost=19 * 1024, parallelism=1) == PRODUCTION
     stored = hasher(PRODUCTION).hash("correct horse")
-    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert verify_password(stored, "correct horse")
     assert not verify_password(stored, "wrong horse")
 
@@ -20,7 +20,7 @@ def test_production_cost_is_pinned_and_real() -> None:
 def test_sysmenu_hashes_at_the_production_cost_outside_the_tests() -> None:
     code = "from sysmenu.passwords import hash_password; print(hash_password('x'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert out.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
 def test_the_suites_cheap_hashes_are_still_argon2id() -> None:

@@ -13,6 +13,7 @@ from sysmenu.access import Scope
 from sysmenu.app import create_app
 from sysmenu.config import parse
 from sysmenu.store import Store
+from tests.conftest import with_test_host
 
 pytestmark = pytest.mark.anyio
 
@@ -90,7 +91,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     store = Store(tmp_path_factory.mktemp("perm") / "sysmenu.db")
-    config = parse(CONFIG, "perm.yaml")
+    config = with_test_host(parse(CONFIG, "perm.yaml"))
     for name, who in CALLERS.items():
         user = name.split("-")[0]
         if store.accounts.get_user(user) is None:

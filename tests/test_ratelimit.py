@@ -22,10 +22,10 @@ async def test_wrong_keys_from_one_address_get_429(env: Env) -> None:
     assert r.status_code == 429
     assert "try again in" in r.json()["error"]
     assert 1 <= int(r.headers["retry-after"]) <= 60
-    # even the right key is refused from that address for now...
+    # a valid key from that address is never refused for its failures (issue 16)...
     r = await env.client.get(URL, headers=attacker | env.auth())
-    assert r.status_code == 429
-    # ...while other addresses are not locked out
+    assert r.status_code == 200
+    # ...and other addresses are not locked out
     r = await env.client.get(URL, headers={"X-Forwarded-For": "198.51.100.1"} | env.auth())
     assert r.status_code == 200
     r = await env.client.get(URL, headers=env.auth())
@@ -76,13 +76,15 @@ async def test_client_written_forwarded_for_entries_behind_a_proxy_are_not_belie
         forwarded = {"X-Forwarded-For": f"10.9.9.{i}, 203.0.113.50"}
         r = await env.client.get(URL, headers=forwarded | {"X-Api-Key": "guess"})
         assert r.status_code == 403
-    r = await env.client.get(URL, headers={"X-Forwarded-For": "10.9.9.77, 203.0.113.50"} | env.auth())
+    r = await env.client.get(
+        URL, headers={"X-Forwarded-For": "10.9.9.77, 203.0.113.50", "X-Api-Key": "guess"}
+    )
     assert r.status_code == 429
     # two headers are one list; trusted proxies (127.0.0.1 here) in the chain are skipped
     headers = [
         ("X-Forwarded-For", "10.0.0.1"),
         ("X-Forwarded-For", "203.0.113.50, 127.0.0.1"),
-        ("X-Api-Key", env.admin_key),
+        ("X-Api-Key", "guess"),
     ]
     assert (await env.client.get(URL, headers=headers)).status_code == 429
     r = await env.client.get(URL, headers={"X-Forwarded-For": "203.0.113.51"} | env.auth())
@@ -110,7 +112,7 @@ async def test_ipv6_client_rotating_addresses_behind_a_proxy_gets_429(env: Env) 
     for i in range(10):
         forwarded = {"X-Forwarded-For": f"2001:db8:aa:bb::{i + 1:x}", "X-Api-Key": "guess"}
         assert (await env.client.get(URL, headers=forwarded)).status_code == 403
-    r = await env.client.get(URL, headers={"X-Forwarded-For": "2001:db8:aa:bb::abcd"} | env.auth())
+    r = await env.client.get(URL, headers={"X-Forwarded-For": "2001:db8:aa:bb::abcd", "X-Api-Key": "guess"})
     assert r.status_code == 429
     r = await env.client.get(URL, headers={"X-Forwarded-For": "2001:db8:aa:cc::1"} | env.auth())
     assert r.status_code == 200
@@ -136,3 +138,42 @@ def test_limiter_window_and_memory_bound(monkeypatch: pytest.MonkeyPatch) -> Non
     for i in range(50):
         limiter.fail(f"x{i}")
     assert len(limiter._failures) <= 5
+
+
+@pytest.mark.parametrize(
+    ("hop", "address"),
+    [
+        ("198.51.100.7:4711", "198.51.100.7"),
+        ("[2001:db8::1]:4711", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        (" 198.51.100.7 ", "198.51.100.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_forwarded_for_entries_with_ports_are_addresses(hop: str, address: str) -> None:
+    from sysmenu.auth import forwarded_address
+
+    assert forwarded_address(hop) == address
+
+
+async def test_a_config_reload_keeps_the_counts(env: Env) -> None:
+    from sysmenu.config import parse
+    from tests.conftest import with_test_host
+
+    for _ in range(10):
+        await env.client.get(URL, headers={"X-Api-Key": "guess"})
+    assert (await env.client.get(URL, headers={"X-Api-Key": "guess"})).status_code == 429
+    state = env.app.state.sysmenu  # type: ignore[union-attr]
+    state.apply(with_test_host(parse("sysmenu:\n  key_failure_limit: 12\n")))
+    codes = [(await env.client.get(URL, headers={"X-Api-Key": "guess"})).status_code for _ in range(3)]
+    assert codes == [403, 403, 429]  # the 10 counted before the reload still count
+
+
+def test_a_retracted_failure_no_longer_counts() -> None:
+    limiter = FailureLimiter(limit=2, window=60)
+    stamp = limiter.fail("192.0.2.1")
+    limiter.fail("192.0.2.1")
+    assert limiter.retry_after("192.0.2.1") > 0
+    limiter.retract("192.0.2.1", stamp)
+    assert limiter.retry_after("192.0.2.1") == 0

@@ -15,7 +15,8 @@ from sysmenu.config import SETTINGS_KEYS, parse
 from sysmenu.settings import DECLARATIONS, Settings, plain, section
 
 README = Path(__file__).parent.parent / "README.md"
-ROW = re.compile(r"^\| `sysmenu\.(\w+)` \| (`[^`]*`|none(?: \([^)]*\))?) \| (.*) \|$")
+ROW = re.compile(r"^\| `sysmenu\.(\w+)` \| ([^|]+?) \| (.*) \|$")
+CODE = re.compile(r"`([^`]*)`")
 
 
 def readme_rows() -> list[tuple[str, str, str]]:
@@ -24,7 +25,8 @@ def readme_rows() -> list[tuple[str, str, str]]:
         match = ROW.match(line)
         if match:
             name, default, help_text = match.groups()
-            rows.append((name, default.strip("`"), help_text))
+            code = CODE.fullmatch(default)
+            rows.append((name, code.group(1) if code else default, help_text))
     return rows
 
 
@@ -47,7 +49,7 @@ def test_each_check_refuses_a_wrong_type(declaration: object) -> None:
 
     assert isinstance(declaration, Declaration)
     with pytest.raises(Invalid):
-        declaration.check({"a": "mapping"})
+        declaration.check({"a": ["nested"]})
 
 
 def test_a_configured_value_goes_through_its_declared_check() -> None:

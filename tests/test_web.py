@@ -305,3 +305,49 @@ def test_assets_are_small_and_load_nothing_from_elsewhere() -> None:
             assert url == "http://www.w3.org/2000/svg", (path.name, url)
         assert "@import" not in text
         assert "fonts.googleapis" not in text
+
+
+def test_production_argon2_parameters_are_pinned() -> None:
+    """argon2id, 19 MiB, 2 passes, 1 lane: sized for a 1 GB Pi (see passwords.py)."""
+    stored = hash_password("x")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
+
+
+async def test_simultaneous_logins_are_counted_before_checking_and_two_at_most_run(passwords: Env) -> None:
+    import asyncio
+
+    from sysmenu.state import State
+
+    state: State = passwords.app.state.sysmenu  # type: ignore[union-attr]
+    attacker = {"X-Forwarded-For": "203.0.113.30"}
+    guess = {"user": "admin", "pass": "guess"}
+    answers = await asyncio.gather(
+        *(passwords.client.post("/api/login", json=guess, headers=attacker) for _ in range(30))
+    )
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(403) == 10 and codes.count(429) == 20, codes
+    assert state.password_checks.most_at_once <= 2
+    many = [{"X-Forwarded-For": f"198.18.0.{i + 1}"} for i in range(12)]
+    answers = await asyncio.gather(
+        *(passwords.client.post("/api/login", json=guess, headers=h) for h in many)
+    )
+    assert {r.status_code for r in answers} == {403}
+    assert state.password_checks.most_at_once == 2
+
+
+async def test_failed_logins_audit_a_placeholder_for_names_no_user_has(passwords: Env) -> None:
+    for name in ("hunter2 my password", "admin"):
+        r = await passwords.client.post("/api/login", json={"user": name, "pass": "wrong"})
+        assert r.status_code == 403
+    failed = [e["user"] for e in passwords.store.audit.list() if e["event"] == "login_failed"]
+    assert failed == ["admin", "(unknown user)"]
+
+
+async def test_a_correct_password_from_another_address_always_works(passwords: Env) -> None:
+    for i in range(40):  # many addresses guessing one name: none of it locks the name
+        headers = {"X-Forwarded-For": f"203.0.113.{i + 1}"}
+        await passwords.client.post("/api/login", json={"user": "admin", "pass": "guess"}, headers=headers)
+    r = await passwords.client.post(
+        "/api/login", json={"user": "admin", "pass": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.50"}
+    )
+    assert r.status_code == 200

@@ -19,7 +19,7 @@ from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessabl
 from .idempotency import Claims, ClientLeft, unless_client_leaves
 from .invocation import Invocation, same_values
 from .models import RunRecord, Who
-from .responses import JSON, NO_CONTENT, json_response
+from .responses import API_HEADERS, JSON, NO_CONTENT, json_response
 from .runner import DuplicateKey, Run
 
 if TYPE_CHECKING:
@@ -49,12 +49,12 @@ class SystemApi:
 
     async def version(self, request: Request) -> Response:
         await self.state.identify_any(request)
-        return Response(self.version_body, media_type=JSON)
+        return Response(self.version_body, media_type=JSON, headers=API_HEADERS)
 
     async def server(self, request: Request) -> Response:
         """``GET /api/server``: Home Assistant's integration reads the version from it."""
         await self.state.identify_any(request)
-        return Response(self.server_body, media_type=JSON)
+        return Response(self.server_body, media_type=JSON, headers=API_HEADERS)
 
     async def _lister(self, request: Request) -> Grant:
         """The caller's grant if it may list anything (SYSTEM, READ, or a command it may run)."""
@@ -71,7 +71,7 @@ class SystemApi:
         grant = await self._lister(request)
         if grant.runs_everything:  # OctoPrint's SYSTEM: the list as OctoPrint shows it
             body = self.state.catalogue.rendered(self.state.proxies.base_url(request))
-            return Response(body, media_type=JSON)
+            return Response(body, media_type=JSON, headers=API_HEADERS)
         return json_response({source: self._specs(request, grant, source) for source in SOURCES})
 
     async def list_source(self, request: Request) -> Response:
@@ -81,7 +81,7 @@ class SystemApi:
             raise NotFound(f"Unknown source: {source}") if grant.reads_all else Forbidden(FORBIDDEN)
         if grant.runs_everything:
             body = self.state.catalogue.rendered(self.state.proxies.base_url(request), source)
-            return Response(body, media_type=JSON)
+            return Response(body, media_type=JSON, headers=API_HEADERS)
         specs = self._specs(request, grant, source)
         if not specs and not grant.reads_all:  # a list it has nothing in stays 403, as in OctoPrint
             raise Forbidden(FORBIDDEN)

@@ -24,6 +24,7 @@ from .config import Config
 from .database import Database
 from .formkey import FormKey
 from .health import Health
+from .hosts import HostGuard
 from .metrics import HttpMetrics, MetricsView, RouteProbe
 from .middleware import FastCommandList, RequestGuard
 from .octoprint_compat import OctoPrintCompat
@@ -131,6 +132,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.add_middleware(FormKey)  # inside the guard: the body it reads is size-limited
     app.state.mqtt = mqtt
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
+    app.add_middleware(HostGuard, check=lambda: state.hosts)
     app.add_middleware(HttpMetrics, metrics=state.metrics)
     fast_routes = {
         path: "/api/system/commands" + ("/{source}" if source else "")

@@ -90,7 +90,10 @@ def presented_key(request: Request) -> str | None:
     even when it is wrong and a later one is right; a place holding disagreeing copies
     (duplicated parameters, headers or bearer tokens) presents no valid key."""
     key = None
-    if b"apikey" in request.scope.get("query_string", b""):  # parse the query only when it may hold one
+    query = request.scope.get("query_string", b"")
+    # Parse the query only when it may hold a key; names are decoded as OctoPrint
+    # (Werkzeug) decodes them, so ``api%6Bey`` is ``apikey`` too.
+    if b"apikey" in query or b"%" in query:
         key = _single(request.query_params.getlist("apikey"))
     if not key:
         key = _single(request.headers.getlist("x-api-key"))
@@ -127,7 +130,10 @@ async def identify(
     name `session_cookie` works out), or None.
 
     A wrong key counts as a failure of the client's address; an address with
-    too many recent failures gets 429 for any key until its window passes.
+    too many recent failures gets 429 for wrong keys until its window passes. A
+    valid key is never refused for its address's failures (someone else's,
+    behind the same proxy or NAT): looking a key up costs one SHA-256, and a
+    256-bit key cannot be guessed, so the limit only quiets the noise.
     """
     key = presented_key(request)
     if key is None:
@@ -136,16 +142,43 @@ async def identify(
         if token and len(token) <= MAX_KEY_LENGTH:
             session = await sessions.db.run(sessions.get, token)
         return Identity(session.user, "session", session) if session else None
-    refuse_if_limited(limiter, client, "attempts")
-    owner = None
-    if len(key) <= MAX_KEY_LENGTH:
-        if not accounts.keys_current():  # else the cache answers without the database thread
-            await accounts.db.run(accounts.load_keys)
-        owner = accounts.cached_key_owner(key)
+    owner = await _key_owner(accounts, key)
     if owner is None:
+        refuse_if_limited(limiter, client, "attempts")
         limiter.fail(client)
         return None
     return Identity(owner[0], "apikey", scope=owner[1])
+
+
+async def _key_owner(accounts: Accounts, key: str | None) -> tuple[User, Scope] | None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    if not accounts.keys_current():  # else the cache answers without the database thread
+        await accounts.db.run(accounts.load_keys)
+    return accounts.cached_key_owner(key)
+
+
+async def still_valid(request: Request, accounts: Accounts, sessions: Sessions, identity: Identity) -> bool:
+    """Whether the credential behind `identity` still stands (a key not revoked, a
+    session not ended, a user not removed), without counting failures."""
+    if identity.session is not None:
+        return await sessions.db.run(sessions.get, identity.session.token) is not None
+    return await _key_owner(accounts, presented_key(request)) is not None
+
+
+@lru_cache(maxsize=1024)
+def forwarded_address(hop: str) -> str:
+    """The address of an ``X-Forwarded-For`` entry, which some proxies write with a
+    port (``198.51.100.7:4711``, ``[2001:db8::1]:4711``): a client rotating its
+    ports must not count as many addresses. Anything else is kept as written."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        inside = hop[1:].partition("]")[0]
+        return inside or hop
+    host, colon, port = hop.rpartition(":")
+    if colon and host.count(":") == 0 and port.isdigit():
+        return host
+    return hop
 
 
 class Proxies:
@@ -173,7 +206,7 @@ class Proxies:
         peer = request.client.host if request.client else None
         if self.trusts(peer):
             hops = [
-                hop.strip()
+                forwarded_address(hop)
                 for value in request.headers.getlist("x-forwarded-for")
                 for hop in value.split(",")
                 if hop.strip()

@@ -7,6 +7,7 @@ per base URL and kept (bounded, as the Host header is client data).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -56,6 +57,8 @@ class CommandSpec:
     argv: ArgvTemplate | None = None
     mqtt: bool | None = None  # the entry's `mqtt:`; None follows sysmenu.mqtt.expose
     leftovers: str = "keep"  # "kill": background processes end with the command
+    # what the config adds to the command's environment (environment.py), in order
+    environment: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_divider(self) -> bool:
@@ -172,6 +175,7 @@ def _custom_specs(config: Config) -> list[CommandSpec]:
             argv=entry.argv,
             mqtt=entry.mqtt,
             leftovers=entry.leftovers,
+            environment=tuple((config.sysmenu.environment | entry.environment).items()),
         )
     counts = Counter(entry.action for entry in config.system.actions if entry.action != DIVIDER)
     for action, count in counts.items():
@@ -187,7 +191,10 @@ class Catalogue:
 
     def __init__(self, config: Config) -> None:
         self.specs: dict[str, list[CommandSpec]] = {
-            "core": _core_specs(config),
+            "core": [
+                dataclasses.replace(spec, environment=tuple(config.sysmenu.environment.items()))
+                for spec in _core_specs(config)
+            ],
             "custom": _custom_specs(config),
             "plugin": [],
         }

@@ -4,6 +4,7 @@ checked value, or raises `Invalid` saying why it does not fit (the caller adds w
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,28 @@ def checked(check: Callable[[Any], Any]) -> Check:
             raise Invalid(str(exc)) from None
 
     return wrapped
+
+
+def hosts(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise Invalid("Input should be a list of host names or addresses")
+    return [item.strip() for item in value]
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def environment(value: Any) -> dict[str, str]:
+    """Variables for commands: names as a shell accepts them, scalar values (as text)."""
+    if not isinstance(value, dict):
+        raise Invalid("Input should be a mapping of variable names to values")
+    env: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise Invalid(f"not a valid variable name: {name!r}")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise Invalid(f"{name}: the value should be a string or a number")
+        if "\0" in str(item):
+            raise Invalid(f"{name}: the value holds a NUL character")
+        env[name] = str(item)
+    return env

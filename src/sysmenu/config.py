@@ -18,7 +18,7 @@ from . import access
 from .argument_config import declare
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate, parse_template
-from .checks import Check, Invalid, boolean, checked, choice, confirm, number, optional, string
+from .checks import Check, Invalid, boolean, checked, choice, confirm, environment, number, optional, string
 from .config_problems import Loc, Problem, describe, line_of
 from .errors import ConfigError
 from .mqtt_settings import MQTT_KEYS, MqttSettings, check_section
@@ -94,6 +94,7 @@ class Action:
     deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
     mqtt: bool | None = None  # shown over MQTT: None follows sysmenu.mqtt.expose
     leftovers: str = "keep"  # what happens to background processes at a normal end
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ ACTION_KEYS: dict[str, tuple[str, Check]] = {
     "deny": ("deny", checked(access.check_names)),
     "mqtt": ("mqtt", optional(boolean)),
     "leftovers": ("leftovers", choice("keep", "kill")),
+    "environment": ("environment", environment),
 }
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {d.name: (d.name, d.check) for d in DECLARATIONS}
 

@@ -31,6 +31,7 @@ from typing import ParamSpec, TypeVar
 
 from .dbfile import FileHealth
 from .errors import StoreError
+from .files import private_database, private_directory, private_file
 from .models import GROUPS
 
 log = logging.getLogger("sysmenu.store")
@@ -130,9 +131,15 @@ class Database:
 
     def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        in_memory = self.path == ":memory:"
+        if not in_memory:
+            private_directory(Path(self.path).parent)
+            with suppress(OSError):  # a read-only directory: SQLite says what fails
+                private_file(Path(self.path))
         self.busy_timeout = busy_timeout
         self.conn = self._connect()
+        if not in_memory:
+            private_database(Path(self.path))
         self.health = FileHealth(self.path)
         self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
         self._pool: ThreadPoolExecutor | None = None

@@ -60,6 +60,12 @@ class TooManyRequests(SysmenuError):
     status_code = 429
 
 
+class ServiceUnavailable(SysmenuError):
+    """Too busy right now (too many password checks waiting); try again shortly."""
+
+    status_code = 503
+
+
 class StorageUnavailable(SysmenuError):
     """The database cannot be written (read-only, disk full): nothing is run unrecorded."""
 

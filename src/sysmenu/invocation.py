@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .arguments import ArgumentSpec, Value, as_text
 from .catalogue import SHELL, CommandSpec
+from .environment import command_environment
 
 MASK = "********"
 
@@ -82,8 +82,7 @@ class Invocation:
             return None
         return self.shown, self.digest
 
-    def environment(self) -> dict[str, str] | None:
-        """The command's environment (None: the server's own, unchanged)."""
-        if not self.extra_env:
-            return None
-        return {**os.environ, **self.extra_env}
+    def environment(self, configured: Mapping[str, str]) -> dict[str, str]:
+        """The command's whole environment: the minimal one (environment.py, never the
+        server's own), then what the config adds, then the arguments' variables."""
+        return command_environment(configured, self.extra_env)

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import auth
 from .catalogue import SOURCES
 from .errors import BadRequest, NotFound, PayloadTooLarge, SysmenuError
-from .responses import error_response
+from .responses import API_HEADER_BYTES, error_response
 from .state import State
 
 MAX_BODY = 100 * 1024  # OctoPrint's server.maxSize: no endpoint here takes more than a small object
@@ -92,7 +92,7 @@ class FastCommandList:
     rest of the request does.
 
     Only the plain success case is answered here, and with the bytes the full route
-    would send; anything else (no key, a wrong one, a limited address, proxy headers,
+    would send; anything else (no key, a wrong one, a refused Host, proxy headers,
     a query string, a body, an odd path) goes on to the full app, which answers it as
     it always has.
     """
@@ -137,6 +137,7 @@ class FastCommandList:
                         "type": "http.response.start",
                         "status": 200,
                         "headers": [
+                            *API_HEADER_BYTES,  # in the order the full app's Response puts them
                             (b"content-length", str(len(body)).encode()),
                             (b"content-type", b"application/json"),
                         ],
@@ -162,8 +163,7 @@ class FastCommandList:
         if not key or not host or len(key) > auth.MAX_KEY_LENGTH:
             return None
         state = self.state
-        client = scope.get("client")
-        if state.key_failures.retry_after(client[0] if client else None):
+        if not state.hosts.allows(host.decode("latin-1")):
             return None
         accounts = state.store.accounts
         if not accounts.keys_current():

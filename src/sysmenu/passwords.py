@@ -1,8 +1,17 @@
 """Password hashing with argon2id (verifies OctoPrint's own argon2 hashes too).
 
+Production cost, for a 1 GB Raspberry Pi: argon2id with 19 MiB of memory, 2 passes
+and one lane (OWASP's first recommended set, RFC 9106's resistance at a memory cost
+a small host can afford). argon2-cffi's default (64 MiB, 3 passes, 4 lanes) costs
+64 MiB per check; with `logins.PasswordChecks` allowing `CHECK_SLOTS` checks at
+once, sysmenu's password checks need at most 2 x 19 MiB beyond its normal
+footprint, and a check takes about 0.1 s on a Pi 3 (a few ms on a desktop).
+
 A hash carries its own parameters, so checking a password costs what hashing it
-did. `COST` is the production cost, pinned here (a test checks it); the test
-suite sets a cheap one for its fixtures (hashes stay real argon2id).
+did: hashes made with other parameters (older sysmenu, OctoPrint) still verify with
+their own (and cost their own memory; a password set again gets these). `COST` is
+`PRODUCTION`, pinned by tests/test_passwords.py; the test suite sets a cheap one for
+its fixtures (hashes stay real argon2id).
 """
 
 from __future__ import annotations
@@ -22,8 +31,7 @@ class Cost:
     parallelism: int  # lanes
 
 
-# argon2-cffi's default profile (RFC 9106's low-memory recommendation): 64 MiB, 3 passes.
-PRODUCTION = Cost(time_cost=3, memory_cost=65536, parallelism=4)
+PRODUCTION = Cost(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 COST = PRODUCTION
 
 

@@ -74,7 +74,15 @@ class FailureLimiter:
         if self.observer is not None:
             self.observer("refusal")
 
-    def fail(self, address: str | None) -> None:
+    def configure(self, limit: int, window: float) -> None:
+        """New limits (a config reload): the failures counted so far stay counted."""
+        if limit != self.limit:
+            for key, failures in self._failures.items():
+                self._failures[key] = deque(failures, maxlen=limit)
+        self.limit, self.window = limit, window
+
+    def fail(self, address: str | None) -> float:
+        """Count a failure of `address`; returns its stamp (for `retract`)."""
         if self.observer is not None:
             self.observer("failure")
         key = address_key(address)
@@ -87,6 +95,14 @@ class FailureLimiter:
         else:
             self._failures.move_to_end(key)
         failures.append(now)
+        return now
+
+    def retract(self, address: str | None, stamp: float) -> None:
+        """Take back the failure counted at `stamp` (an attempt counted before it was
+        checked, which then succeeded)."""
+        failures = self._failures.get(address_key(address))
+        if failures is not None and stamp in failures:
+            failures.remove(stamp)
 
     def forget(self, address: str | None) -> None:
         self._failures.pop(address_key(address), None)

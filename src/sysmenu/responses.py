@@ -20,8 +20,15 @@ JSON = "application/json"
 NO_CONTENT = Response(status_code=204)
 
 
+# On every JSON answer of the API: answers hold CSRF tokens and command output, which
+# no cache may keep, and none may be read as anything but JSON.
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+API_HEADER_BYTES = tuple((k.lower().encode(), v.encode()) for k, v in API_HEADERS.items())
+
+
 def json_response(data: object, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(data, ensure_ascii=False).encode()
+    headers = API_HEADERS | dict(headers) if headers else API_HEADERS
     return Response(body, status_code=status_code, media_type=JSON, headers=headers)
 
 

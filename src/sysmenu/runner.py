@@ -184,7 +184,7 @@ class Runner:
 
     async def _execute(self, run: Run, slot: Slot) -> None:
         argv = run.invocation.argv
-        env = self.tracker.env(run.id, run.invocation.environment())
+        env = self.tracker.env(run.id, run.invocation.environment(dict(run.spec.environment)))
         noted: asyncio.Future[None] | None = None
 
         def started(pid: int) -> None:  # before any await: a kill -9 from here on finds it

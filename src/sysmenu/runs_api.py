@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -13,13 +14,13 @@ from starlette.routing import BaseRoute, Route
 
 from . import __version__
 from .access import READ, Grant
-from .auth import FORBIDDEN, Identity
+from .auth import FORBIDDEN, Identity, still_valid
 from .errors import BadRequest, Conflict, Forbidden, NotFound, SysmenuError
 from .models import RUN_STATES, RunRecord
 from .openapi import openapi_document
 from .openapi_commands import described
 from .params import int_param, time_param
-from .responses import JSON, json_response
+from .responses import API_HEADERS, JSON, json_response
 from .runner import Run
 from .verdicts import Verdicts
 
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
 MAX_PAGE = 200
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no run
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies keep the stream open
+CREDENTIAL_CHECK = 2.0  # seconds between checks that a stream's credential is still valid
+
+
+def _run_id(request: Request) -> int:
+    """The run id in the path: decimal digits naming a possible run, else 404."""
+    raw: str = request.path_params["run_id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_ID)) or int(raw) > MAX_ID:
+        raise NotFound(f"No run {raw[:40]}")
+    return int(raw)
 
 
 def _sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -48,9 +58,11 @@ class RunsApi:
             Route("/api/openapi.json", self.openapi, methods=["GET"]),
             Route("/api/status", self.status, methods=["GET"]),
             Route("/api/runs", self.list_runs, methods=["GET"]),
-            Route("/api/runs/{run_id:int}", self.get_run, methods=["GET"]),
-            Route("/api/runs/{run_id:int}/kill", self.kill_run, methods=["POST"]),
-            Route("/api/runs/{run_id:int}/events", self.events, methods=["GET"]),
+            # The id is read by _run_id, not Starlette's int convertor: that one turns
+            # 5000 digits into a ValueError (Python's int-digit limit), a 500.
+            Route("/api/runs/{run_id}", self.get_run, methods=["GET"]),
+            Route("/api/runs/{run_id}/kill", self.kill_run, methods=["POST"]),
+            Route("/api/runs/{run_id}/events", self.events, methods=["GET"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
@@ -59,11 +71,11 @@ class RunsApi:
         try:
             await self.state.require(request, "SYSTEM")
         except SysmenuError:  # no key, a wrong one, a limited address: the plain document
-            return Response(self._openapi, media_type=JSON)
+            return Response(self._openapi, media_type=JSON, headers=API_HEADERS)
         catalogue = self.state.catalogue
         if self._described is None or self._described[0] is not catalogue:
             self._described = (catalogue, json.dumps(described(catalogue)).encode())
-        return Response(self._described[1], media_type=JSON)
+        return Response(self._described[1], media_type=JSON, headers=API_HEADERS)
 
     async def status(self, request: Request) -> Response:
         """sysmenu's own state: version, the config in force (and a rejected change), runs, and
@@ -148,17 +160,18 @@ class RunsApi:
         runs = [(live.record(output=False) if (live := known(r.id)) else r).public() for r in records]
         page: dict[str, Any] = {"runs": runs}
         if len(runs) == limit:
-            query = request.url.include_query_params(before=records[-1].id)
-            page["next"] = str(query)
+            # Never the caller's key back in a body (``?apikey=`` stays in the caller's hands).
+            kept = [(k, v) for k, v in params.multi_items() if k not in ("apikey", "before")]
+            page["next"] = str(request.url.replace(query=urlencode([*kept, ("before", records[-1].id)])))
         return json_response(page)
 
     async def get_run(self, request: Request) -> Response:
         _, grant = await self._reader(request)
-        return json_response((await self._readable(grant, request.path_params["run_id"])).public())
+        return json_response((await self._readable(grant, _run_id(request))).public())
 
     async def kill_run(self, request: Request) -> Response:
         identity, grant = await self._reader(request)
-        run_id = request.path_params["run_id"]
+        run_id = _run_id(request)
         run = await self._readable(grant, run_id)
         if not grant.may_kill(run.source, run.action):
             raise Forbidden(FORBIDDEN)
@@ -172,17 +185,24 @@ class RunsApi:
         return json_response({"id": run_id, "state": "killing"}, 202)
 
     async def events(self, request: Request) -> Response:
-        _, grant = await self._reader(request)
-        run_id = request.path_params["run_id"]
+        identity, grant = await self._reader(request)
+        run_id = _run_id(request)
         run = await self._readable(grant, run_id)
         live = self.state.runner.running.get(run_id)
+
+        async def valid() -> bool:
+            store = self.state.store
+            return await still_valid(request, store.accounts, store.sessions, identity)
+
         return StreamingResponse(
-            self._stream(run, live),
+            self._stream(run, live, valid),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers=API_HEADERS | {"X-Accel-Buffering": "no"},
         )
 
-    async def _stream(self, run: RunRecord, live: Run | None) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, run: RunRecord, live: Run | None, valid: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[bytes]:
         seq = 0
         start = {"id": run.id, "source": run.source, "action": run.action, "name": run.name}
         if run.arguments is not None:
@@ -199,12 +219,24 @@ class RunsApi:
                 for stream, text in history:
                     seq += 1
                     yield _sse("output", {"stream": stream, "text": text}, seq)
+                loop = asyncio.get_running_loop()
+                checked = last_sent = loop.time()
                 while queue is not None:
                     try:
-                        item = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                        item, got = await asyncio.wait_for(queue.get(), CREDENTIAL_CHECK), True
                     except TimeoutError:
-                        yield b": keep-alive\n\n"
+                        item, got = None, False  # nothing new: only the checks below
+                    now = loop.time()
+                    if now - checked >= CREDENTIAL_CHECK:
+                        if not await valid():  # revoked, logged out, removed: the stream ends here
+                            return
+                        checked = now
+                    if not got:
+                        if now - last_sent >= HEARTBEAT:
+                            last_sent = now
+                            yield b": keep-alive\n\n"
                         continue
+                    last_sent = now
                     if item is None:
                         break
                     seq += 1

@@ -3,7 +3,12 @@
 uvicorn's httptools protocol puts no bound on how long a client may take to
 send its headers, nor on their size: a slow client (slowloris) holds a
 connection forever and a 1 MB header is read whole. `_GuardedHttpTools`
-adds both bounds; `max_connections` caps open connections.
+adds both bounds. Nor is there a bound on writing: a client that sends requests
+and never reads the answers held its connection for ever, with pipelined requests
+queueing without end. A connection whose answers stay unsent for `write_timeout`
+seconds is cut off, and one with more than `MAX_PIPELINED` requests waiting
+behind the current one as well. `connections.ConnectionCaps` decides which
+connections are served at all.
 """
 
 from __future__ import annotations
@@ -18,19 +23,22 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .connections import ConnectionCaps
 from .errors import error_body
 from .lifecycle import ManagedServer
 from .settings import Settings
 from .systemd import Notifier, describe
 
 GRACEFUL_SHUTDOWN = 3  # seconds open connections get once the runs are stopped
+MAX_PIPELINED = 16  # requests a client may queue behind the one being answered
 
 
-def _refusal(status: str, message: str) -> bytes:
+def _refusal(status: str, message: str, retry: bool = False) -> bytes:
     body = json.dumps(error_body(message)).encode()
+    retry_after = "retry-after: 1\r\n" if retry else ""
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\n{retry_after}connection: close\r\n\r\n"
     )
     return head.encode() + body
 
@@ -44,15 +52,20 @@ class _GuardedHttpTools(HttpToolsProtocol):
     """
 
     header_timeout: float = 10.0
+    write_timeout: float = 30.0
     max_header_bytes: int = 32 * 1024
-    # Set per server by run_server: the open connections and the pending sweep.
+    # Set per server by run_server: the open connections, the pending sweep, the caps.
     _connections: ClassVar[set[_GuardedHttpTools]] = set()
     _sweep: ClassVar[list[asyncio.TimerHandle]] = []
+    _caps: ClassVar[ConnectionCaps]
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_bytes = 0
         self._deadline: float | None = self.loop.time() + self.header_timeout
+        self._write_deadline: float | None = None
+        self._peer = self.client[0] if self.client else None
+        self._refused = self._caps.admit(self._peer)
         self._connections.add(self)
         if not self._sweep:
             self._schedule_sweep(self.loop)
@@ -69,6 +82,8 @@ class _GuardedHttpTools(HttpToolsProtocol):
         for connection in list(cls._connections):
             if connection._deadline is not None and now >= connection._deadline:
                 connection._too_slow()
+            elif connection._write_deadline is not None and now >= connection._write_deadline:
+                connection._not_reading()
         if cls._connections:
             cls._schedule_sweep(loop)
 
@@ -80,6 +95,21 @@ class _GuardedHttpTools(HttpToolsProtocol):
         if cycle is None or not cycle.response_started:
             self.transport.write(_refusal("408 Request Timeout", "Request took too long to send"))
         self.transport.close()
+
+    def _not_reading(self) -> None:
+        # The client does not take its answers: nothing more can reach it, and a
+        # graceful close would wait for the unsent bytes for ever.
+        self._write_deadline = None
+        self._caps.refusals.refused("client not reading its answers (write_timeout)", self._peer)
+        self.transport.abort()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._write_deadline = self.loop.time() + self.write_timeout
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_deadline = None
 
     def _count(self, size: int) -> bool:
         self._header_bytes += size
@@ -110,10 +140,22 @@ class _GuardedHttpTools(HttpToolsProtocol):
         # a body trickled in a byte at a time must not hold the connection either.
         if self.transport.is_closing():
             return
+        if self._refused is not None:
+            self._deadline = None
+            self.transport.write(
+                _refusal("503 Service Unavailable", f"Too many connections: {self._refused}", retry=True)
+            )
+            self.transport.close()
+            return
         super().on_headers_complete()
+        if len(self.pipeline) > MAX_PIPELINED:  # a client queueing this much is not reading
+            self._caps.refusals.refused("client not reading its answers (pipelined requests)", self._peer)
+            self.transport.abort()
 
     def on_message_complete(self) -> None:
         self._deadline = None
+        if self.cycle is None or self.transport.is_closing():
+            return
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -124,7 +166,10 @@ class _GuardedHttpTools(HttpToolsProtocol):
             self._deadline = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._deadline = None
+        self._deadline = self._write_deadline = None
+        if self._refused is None:
+            self._caps.release(self._peer)
+            self._refused = "closed"
         self._connections.discard(self)
         super().connection_lost(exc)
 
@@ -165,9 +210,11 @@ def run_server(
         (_GuardedHttpTools,),
         {
             "header_timeout": settings.header_timeout,
+            "write_timeout": settings.write_timeout,
             "max_header_bytes": settings.max_header_bytes,
             "_connections": set(),
             "_sweep": [],
+            "_caps": app.state.sysmenu.connection_caps,
         },
     )
     # The server adopts what its runs leave behind (and reaps only those: children it starts
@@ -184,7 +231,7 @@ def run_server(
         access_log=settings.access_log,
         proxy_headers=False,  # X-Forwarded-* are read by sysmenu, from trusted proxies only
         server_header=False,
-        limit_concurrency=settings.max_connections,
+        limit_concurrency=None,  # connections.ConnectionCaps, which refuses only the excess
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         lifespan="on",
     )

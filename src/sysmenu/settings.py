@@ -10,7 +10,20 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from . import access
-from .checks import Check, Invalid, boolean, checked, choice, networks, number, optional, path, string
+from .checks import (
+    Check,
+    Invalid,
+    boolean,
+    checked,
+    choice,
+    environment,
+    hosts,
+    networks,
+    number,
+    optional,
+    path,
+    string,
+)
 from .mqtt_settings import MqttSettings
 
 DEFAULT_PORT = 5000
@@ -98,12 +111,35 @@ class Settings:
     max_header_bytes: int = setting(
         32768, number(integer=True, ge=1024), "largest request line plus headers; more gets 431"
     )
-    max_connections: int = setting(256, number(integer=True, ge=1), "open connections at most; more get 503")
+    max_connections: int = setting(
+        256,
+        number(integer=True, ge=1),
+        "open connections at most; the connections beyond it (only those) get 503",
+    )
+    max_connections_per_address: int = setting(
+        32,
+        number(integer=True, ge=0),
+        "open connections from one address at most (an IPv6 address counts as its /64); more get 503; "
+        "`0`: no such cap",
+    )
+    connection_cap_exempt: list[str] | None = setting(
+        None,
+        optional(networks),
+        "addresses or networks the per-address cap does not apply to (a reverse proxy carries many "
+        "clients); `[]`: none",
+        shown="the `trusted_proxies`",
+    )
+    write_timeout: float = setting(
+        30.0,
+        number(gt=0),
+        "seconds an answer may wait for a client that does not read it before the connection is cut off",
+    )
     key_failure_limit: int = setting(
         10,
         number(integer=True, ge=1),
-        "wrong API keys (and, separately, wrong passwords) one address may send within the window "
-        "before it gets 429 (an IPv6 address counts as its /64)",
+        "wrong API keys one address may send within the window before it gets 429 for wrong keys (a "
+        'valid key is never refused); wrong passwords per address and user name (see "The page"); an '
+        "IPv6 address counts as its /64",
     )
     key_failure_window: float = setting(60.0, number(gt=0), "that window, in seconds")
     idle_exit: float = setting(
@@ -149,6 +185,18 @@ class Settings:
         section,
         "the MQTT broker to join: see [MQTT](#mqtt-home-assistant-and-a-fleet-of-hosts)",
         shown="none (off)",
+    )
+    allowed_hosts: list[str] = setting(
+        [],
+        hosts,
+        "`Host` names (or addresses) sysmenu answers to besides loopback ones: `pi.lan`, `.example.org` "
+        '(that domain and below), `*` (any); see "Host names" below',
+    )
+    environment: dict[str, str] = setting(
+        {},
+        environment,
+        'variables added to every command\'s environment (a mapping); see "Command environment" below',
+        shown="none",
     )
 
 

@@ -15,8 +15,11 @@ from . import auth
 from .access import Grant, Policy
 from .catalogue import Catalogue
 from .config import Config, check_access, replace
+from .connections import ConnectionCaps
 from .errors import Forbidden
 from .health import LoopMonitor
+from .hosts import HostCheck
+from .logins import PasswordChecks
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .runner import Runner
@@ -49,7 +52,19 @@ class State:
         self.monitor = LoopMonitor()
         self.config = config
         self.config_listeners: list[Callable[[], None]] = []  # told after a config is put in force
+        settings = config.sysmenu
+        # Made once and reconfigured on reload: a reload must not clear the lockouts.
+        limit, window = settings.key_failure_limit, settings.key_failure_window
+        self.key_failures = FailureLimiter(limit, window, observer=self.metrics.limiter_observer("apikey"))
+        self.password_checks = PasswordChecks(limit, window, self.metrics.limiter_observer("password"))
+        self.connection_caps = ConnectionCaps(settings.max_connections, 0, [])
+        self.listen = [settings.host]  # the addresses served on (serve --host)
         self.apply(config)
+
+    def listen_on(self, hosts: list[str]) -> None:
+        """The addresses the server listens on (for the Host check)."""
+        self.listen = hosts
+        self.hosts = HostCheck(self.listen, self.config.sysmenu.allowed_hosts)
 
     def apply(self, config: Config) -> None:
         """Put `config` in force. Address, port and data dir keep their start-up values
@@ -63,17 +78,26 @@ class State:
         self.policy = Policy(settings.groups, self.config.access_rules())
         self.runner.configure(settings)
         self.proxies = auth.Proxies(settings.trusted_proxies)
-        limit, window = settings.key_failure_limit, settings.key_failure_window
-        self.key_failures = FailureLimiter(limit, window, observer=self.metrics.limiter_observer("apikey"))
-        self.login_failures = FailureLimiter(
-            limit, window, observer=self.metrics.limiter_observer("password")
+        self.key_failures.configure(settings.key_failure_limit, settings.key_failure_window)
+        self.password_checks.configure(settings.key_failure_limit, settings.key_failure_window)
+        exempt = settings.connection_cap_exempt
+        self.connection_caps.configure(
+            settings.max_connections,
+            settings.max_connections_per_address,
+            settings.trusted_proxies if exempt is None else exempt,
         )
         for listener in self.config_listeners:
             listener()
+        self.hosts = HostCheck(self.listen, settings.allowed_hosts)
 
     def limiters(self) -> dict[str, FailureLimiter]:
         """The failure limiters by name (handed over to the next server process)."""
-        return {"apikey": self.key_failures, "password": self.login_failures}
+        checks = self.password_checks
+        return {
+            "apikey": self.key_failures,
+            "password": checks.by_name,
+            "password_address": checks.by_address,
+        }
 
     async def authorize_metrics(self, request: Request) -> None:
         """``GET /metrics``: open when configured so, else a caller with SYSTEM."""

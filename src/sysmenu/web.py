@@ -10,7 +10,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,7 +20,7 @@ from .catalogue import CommandSpec
 from .errors import BadRequest, Forbidden, NotFound, UnsupportedMediaType
 from .models import Session, User, Who
 from .octoprint_compat import user_record
-from .passwords import decoy_hash, verify_password
+from .passwords import decoy_hash
 from .responses import json_response
 from .sessions import SESSION_LIFETIME
 
@@ -48,6 +47,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 WRONG_LOGIN = "Wrong user name or password"
+UNKNOWN_USER = "(unknown user)"  # what the audit records for a name no user has
 
 
 class Asset:
@@ -142,16 +142,16 @@ class WebUi:
         if not isinstance(name, str) or not isinstance(password, str) or not name:
             raise BadRequest("user and pass are required")
         client = self.state.proxies.client(request)
-        auth.refuse_if_limited(self.state.login_failures, client, "logins")
         store = self.state.store
         user = None
         if len(name) <= 256 and len(password) <= 1024:
             user = await store.db.run(store.accounts.get_user, name)
         stored = await store.db.run(store.accounts.password_hash, name) if user else None
-        ok = await run_in_threadpool(verify_password, stored or decoy_hash(), password[:1024])
+        ok = await self.state.password_checks.check(client, name, stored or decoy_hash(), password[:1024])
         if user is None or stored is None or not ok:
-            self.state.login_failures.fail(client)
-            await store.db.run(store.audit.record, "login_failed", Who(name[:256], "password", client))
+            # The typed name only if it is a user's: people type passwords into it.
+            who = Who(user.name if user else UNKNOWN_USER, "password", client)
+            await store.db.run(store.audit.record, "login_failed", who)
             raise Forbidden(WRONG_LOGIN)
         cookie_name = self.state.session_cookie(request)
         replaces = request.cookies.get(cookie_name)

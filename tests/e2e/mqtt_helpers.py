@@ -74,7 +74,7 @@ async def running_app(tmp: Path, config_text: str, name: str = "app") -> AsyncIt
     try:
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
                 yield App(app.state.sysmenu, app.state.mqtt, client, store, key)
     finally:
         store.close()

@@ -64,13 +64,15 @@ class Server:
             raise AssertionError(f"server did not stop within {timeout}s:\n{self.output()}") from None
 
 
-def start_process(data_dir: Path, config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_process(
+    data_dir: Path, config: Path, port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [SYSMENU, "--data-dir", str(data_dir), "--config", str(config), "serve", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+            env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
         )
 
 
@@ -91,8 +93,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, key: str =
 
 
 @contextmanager
-def running_server(tmp: Path, config_text: str) -> Iterator[Server]:
-    """Start a server on `config_text` with an admin user and key; stop it afterwards."""
+def running_server(tmp: Path, config_text: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Start a server on `config_text` with an admin user and key (and `env` added to
+    its environment); stop it afterwards."""
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "config.yaml"
     config.write_text(config_text)
@@ -102,7 +105,7 @@ def running_server(tmp: Path, config_text: str) -> Iterator[Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "server.log"
-    process = start_process(data_dir, config, port, log)
+    process = start_process(data_dir, config, port, log, env)
     server = Server(process, url, port, key, data_dir, config, log)
     try:
         wait_ready(url, process, log, key)

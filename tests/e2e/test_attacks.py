@@ -50,7 +50,7 @@ def exchange(server: Server, data: bytes, timeout: float = 10.0) -> bytes:
 
 
 def request(server: Server, target: str, method: str = "POST", extra: str = "") -> bytes:
-    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
+    head = f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {server.key}\r\n"
     head += f"{extra}Connection: close\r\n\r\n"
     return exchange(server, head.encode())
 
@@ -96,7 +96,7 @@ def trickle(sock: socket.socket, start: float, pieces: Iterable[bytes]) -> float
 def test_slowloris_is_cut_off(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         start = time.monotonic()
-        sock.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: localhost\r\n")
         # one header line every 0.25 s, never finishing
         closed_after = trickle(sock, start, (f"X-Slow-{i}: y\r\n".encode() for i in range(40)))
         assert closed_after < 6, closed_after
@@ -110,7 +110,7 @@ def test_slow_body_is_cut_off(server: Server, tmp_path: Path) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         start = time.monotonic()
         sock.sendall(
-            b"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
+            b"POST /api/system HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
         # one byte every 0.25 s: 10 s, never reaching 100 bytes
@@ -125,7 +125,7 @@ def test_complete_body_sent_in_pieces_within_the_timeout_is_served(server: Serve
     body = b'{"action": "hello"}'
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
+            b"POST /api/system HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: " + server.key.encode() + b"\r\n"
             b"Content-Type: application/json\r\nConnection: close\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
         )
@@ -148,7 +148,7 @@ def test_huge_headers_get_431(server: Server) -> None:
     answer = request(server, "/api/system/commands", "GET", extra=f"X-Big: {'a' * 100_000}\r\n")
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
     assert b'{"error": "Request headers are too large"}' in answer
-    answer = exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
 
 
@@ -156,7 +156,8 @@ def test_many_small_headers_and_a_huge_key_get_431(server: Server, tmp_path: Pat
     many = "".join(f"X-H{i}: {'v' * 20}\r\n" for i in range(1000))
     answer = request(server, "/api/system/commands/custom/hello", extra=many)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
-    head = f"POST /api/system/commands/custom/hello HTTP/1.1\r\nHost: x\r\nX-Api-Key: {'k' * 100_000}\r\n\r\n"
+    head = "POST /api/system/commands/custom/hello HTTP/1.1\r\nHost: localhost\r\n"
+    head += f"X-Api-Key: {'k' * 100_000}\r\n\r\n"
     answer = exchange(server, head.encode())
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
     assert not (tmp_path / "hello").exists()
@@ -164,7 +165,7 @@ def test_many_small_headers_and_a_huge_key_get_431(server: Server, tmp_path: Pat
 
 def test_chunked_body_without_length_gets_413(server: Server, tmp_path: Path) -> None:
     head = (
-        f"POST /api/system HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
+        f"POST /api/system HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: {server.key}\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     chunk = b"x" * 32768
@@ -204,7 +205,7 @@ def test_connection_flood_is_capped_and_recovers(server: Server) -> None:
     try:
         for _ in range(80):
             s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            s.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: x\r\n")  # never finished
+            s.sendall(b"GET /api/system/commands HTTP/1.1\r\nHost: localhost\r\n")  # never finished
             socks.append(s)
     finally:
         for s in socks:

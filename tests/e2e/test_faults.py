@@ -88,8 +88,8 @@ def test_client_disconnecting_mid_request_does_not_stop_the_run(tmp_path: Path) 
     with running_server(tmp_path, CONFIG.format(m=marker_of(tmp_path))) as server:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(
-                f"POST /api/system/commands/custom/slow HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
-                "Content-Length: 0\r\n\r\n".encode()
+                "POST /api/system/commands/custom/slow HTTP/1.1\r\nHost: localhost\r\n"
+                f"X-Api-Key: {server.key}\r\nContent-Length: 0\r\n\r\n".encode()
             )
             time.sleep(0.2)
         with server.client() as http:

@@ -223,8 +223,8 @@ def test_queued_request_whose_client_left_never_runs(tmp_path: Path) -> None:
         blocker = http.post("/api/system/commands/custom/gated", headers={"Prefer": "respond-async"})
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             sock.sendall(
-                f"POST /api/system/commands/custom/gated HTTP/1.1\r\nHost: x\r\nX-Api-Key: {server.key}\r\n"
-                "Content-Length: 0\r\n\r\n".encode()
+                f"POST /api/system/commands/custom/gated HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"X-Api-Key: {server.key}\r\nContent-Length: 0\r\n\r\n".encode()
             )
             wait_for(lambda: http.get("/api/status").json()["waiting"], what="the request to queue")
         wait_for(lambda: "not run: the client left" in server.output(), what="the drop")

@@ -173,7 +173,8 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
 
 async def test_a_busy_command_is_refused_over_mqtt_as_over_http(broker: Broker, tmp_path: Path) -> None:
     wait = f"while [ ! -e {tmp_path}/go ]; do sleep 0.02; done"
-    extra = f"    - action: slow\n      command: '{wait}'\n      mqtt: true\n"
+    # queue: false asks for 409 when busy (a command that says nothing queues, as OctoPrint's clients need)
+    extra = f"    - action: slow\n      command: '{wait}'\n      mqtt: true\n      queue: false\n"
     async with running_app(tmp_path, config(broker, tmp_path, extra=extra)) as app:
         await app.online()
         r = await app.client.post(

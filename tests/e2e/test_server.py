@@ -49,7 +49,16 @@ def config_for(tmp: Path) -> str:
     return CONFIG.format(tmp=tmp, marker=marker_of(tmp)[4:])
 
 
-def test_first_start_prints_admin_key_and_url(tmp_path: Path) -> None:
+def first_start_key(data_dir: Path, log: Path) -> str:
+    """The key a first start wrote to its private file (whose path the log names)."""
+    path = data_dir / "first-start-credentials.txt"
+    assert str(path) in log.read_text()
+    return path.read_text().split("API key:")[1].split()[0]
+
+
+def test_first_start_writes_credentials_to_a_private_file(tmp_path: Path) -> None:
+    """Under a service manager stdout is the journal, readable by more than the service
+    user: the password and key go to a 0600 file whose path is printed, never to stdout."""
     port = free_port()
     log = tmp_path / "log"
     config = tmp_path / "c.yaml"
@@ -58,13 +67,46 @@ def test_first_start_prints_admin_key_and_url(tmp_path: Path) -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, log)
         text = log.read_text()
-        key = text.split("API key:")[1].split()[0]
+        assert "API key:" not in text and "password:" not in text
+        key = first_start_key(tmp_path / "data", log)
+        credentials = tmp_path / "data" / "first-start-credentials.txt"
+        assert credentials.stat().st_mode & 0o777 == 0o600
         assert f"http://127.0.0.1:{port}/" in text
         r = httpx.get(f"http://127.0.0.1:{port}/api/system/commands", headers={"X-Api-Key": key})
         assert r.status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
+
+
+def test_first_start_on_a_terminal_prints_the_credentials(tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+
+    port = free_port()
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [SYSMENU, "--data-dir", str(tmp_path / "data"), "serve", "--port", str(port)],
+        stdout=child,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(child)
+    try:
+        text = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (b"API key:" in text and text.endswith(b"\n")):
+            if select.select([main], [], [], 1.0)[0]:
+                text += os.read(main, 4096)
+        key = text.decode().split("API key:")[1].split()[0]
+        assert not (tmp_path / "data" / "first-start-credentials.txt").exists()
+        wait_ready(f"http://127.0.0.1:{port}", process, tmp_path / "unused", key)
+        r = httpx.get(f"http://127.0.0.1:{port}/api/system/commands", headers={"X-Api-Key": key})
+        assert r.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        os.close(main)
 
 
 def test_demo_config_serves(tmp_path: Path) -> None:
@@ -76,7 +118,7 @@ def test_demo_config_serves(tmp_path: Path) -> None:
         )
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, log)
-        key = log.read_text().split("API key:")[1].split()[0]
+        key = first_start_key(tmp_path, log)
         r = httpx.get(f"http://127.0.0.1:{port}/api/system/commands", headers={"X-Api-Key": key})
         assert [s["action"] for s in r.json()["custom"]][:2] == ["uptime", "disk"]
         r = httpx.post(

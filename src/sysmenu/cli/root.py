@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import socket
 
 import click
 
@@ -59,7 +59,9 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
     from .. import logs, systemd
     from ..app import create_app
     from ..config import check_access
+    from ..hosts import open_to_rebinding
     from ..server import run_server
+    from .first_start import first_start
 
     config = ctx.config
     settings = config.sysmenu
@@ -83,9 +85,19 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
             raise click.ClickException(problem)
     store = ctx.store
     if store.accounts.count_users() == 0:
-        _first_start(ctx)
+        first_start(store, config.data_dir(), ctx.who)
     check_access(config, [u.name for u in store.accounts.list_users()], list(store.accounts.list_groups()))
     app = create_app(config, store)
+    # Where sysmenu listens decides the Host check (DNS rebinding): the sockets systemd
+    # passed (a Unix socket counts as local), else the address it binds itself.
+    listen = [
+        str(s.getsockname()[0]) if s.family in (socket.AF_INET, socket.AF_INET6) else "localhost"
+        for s in sockets
+    ] or [host]
+    app.state.sysmenu.listen_on(listen)
+    warning = open_to_rebinding(app.state.sysmenu.hosts, listen)
+    if warning:
+        log.warning(warning)
     log.info("sysmenu %s: config %s, data in %s", __version__, config.source, config.data_dir())
     if sockets:
         where = ", ".join(systemd.describe(s) for s in sockets)
@@ -96,22 +108,6 @@ def serve(ctx: Context, host: str | None, port: int | None, idle_exit: float | N
             f"Open http://{shown}:{port}/ and log in (API at http://{shown}:{port}/api/system/commands)"
         )
     run_server(app, host, port, settings, sockets, idle or 0.0, notifier)
-
-
-def _first_start(ctx: Context) -> None:
-    """No users yet: create `admin` with a random password and an API key, and show them once."""
-    from ..passwords import hash_password
-
-    store = ctx.store
-    password = secrets.token_urlsafe(12)
-    store.accounts.add_user("admin", ["admins"], hash_password(password))
-    store.audit.record("user-added", ctx.who, name="admin", groups=["admins"])
-    key = store.accounts.create_key("admin", "first start")
-    store.audit.record("key-created", ctx.who, name="admin", key="first start", prefix=key[:8], scope="full")
-    click.echo("First start: created user 'admin' (group admins).")
-    click.echo(f"  password: {password}")
-    click.echo(f"  API key:  {key}")
-    click.echo("Both are shown only now; they are stored hashed.")
 
 
 @main.command("check-config")
