@@ -1,6 +1,6 @@
 """sysmenu on a broker that speaks only MQTT 3.1.1 (a real Mosquitto behind a proxy that
 refuses v5 as such a broker does): the link falls back to 3.1.1 and everything but
-request/response works."""
+request/response works; `sysmenu fleet hosts` works, `sysmenu fleet run` says it needs v5."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.broker import Broker, mosquitto
 from tests.e2e.mqtt311_proxy import Mqtt311Proxy, mqtt311_only
 from tests.e2e.mqtt_helpers import WAIT, next_message, retained, running_app
-from tests.e2e.server import Server, running_server
+from tests.e2e.server import SYSMENU, Server, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -160,3 +160,38 @@ async def test_stays_on_311_after_reconnecting(
     assert found[f"{PREFIX}/status"] == b"online"  # announced again
     assert ended["state"] == "ok" and (tmp_path / "touched").exists()
     assert fallbacks(caplog) == 1
+
+
+async def fleet(proxy: Mqtt311Proxy, tmp: Path, *args: str) -> tuple[int, str, str]:
+    """The real `sysmenu fleet ...` command on the 3.1.1-only broker."""
+    config = tmp / "controller.yaml"
+    config.write_text(f"sysmenu:\n{proxy.mqtt_section(topic_prefix='sysmenu/controller')}")
+    process = await asyncio.create_subprocess_exec(
+        *(SYSMENU, "--config", str(config), "--data-dir", str(tmp / "controller"), "fleet", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(WAIT * 2):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_fleet_hosts_works_and_fleet_run_says_it_needs_v5(proxy: Mqtt311Proxy, tmp_path: Path) -> None:
+    async with running_app(tmp_path, config(proxy, tmp_path)) as app:
+        await app.online()
+        code, out, err = await fleet(proxy, tmp_path, "hosts", "--json")
+        assert code == 0, err
+        hosts = json.loads(out)
+        assert [(h["name"], h["online"]) for h in hosts] == [("pi-1", True)]
+        assert [c["action"] for c in hosts[0]["commands"]] == ["touch", "fail"]
+        refused_before = proxy.refused
+        code, out, err = await fleet(proxy, tmp_path, "run", "custom", "touch", "--all")
+        runs = app.store.runs.list()
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [
+        "Error: `sysmenu fleet run` needs an MQTT v5 broker (Mosquitto 1.6 or later, EMQX...):"
+        f" 127.0.0.1:{proxy.port} speaks only MQTT 3.1.1"
+    ]
+    assert proxy.refused == refused_before + 1  # it asked for v5 and stopped there
+    assert runs == [] and not (tmp_path / "touched").exists()
