@@ -3,8 +3,9 @@
 Used by ``sysmenu fleet`` (and the fleet benchmark). Hosts are found from their
 retained ``status`` and ``device`` topics; a marker message this client sends
 itself after subscribing tells when the broker has handed over every retained
-message (a broker delivers one client's messages in order). Requests are MQTT v5
-with a response topic under each host's own prefix and correlation data.
+message (a broker delivers one client's messages in order): that works on MQTT 3.1.1
+too. Requests are MQTT v5 with a response topic under each host's own prefix and
+correlation data, so running needs a v5 broker.
 """
 
 from __future__ import annotations
@@ -62,15 +63,18 @@ def sender_of(settings: MqttSettings) -> str:
     return settings.username or DEFAULT_SENDER
 
 
-def client(settings: MqttSettings) -> aiomqtt.Client:
-    """A v5 client for a controller, with an identity of its own (never the server's)."""
+def client(
+    settings: MqttSettings, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5
+) -> aiomqtt.Client:
+    """A client for a controller (v5 unless told), with an identity of its own (never the
+    server's). `find_hosts` works on MQTT 3.1.1 too; `run_on` needs v5 (response topics)."""
     return aiomqtt.Client(
         settings.host,
         settings.port,
         username=settings.username,
         password=settings.password(),
         identifier=f"{settings.client_identity()}-fleet-{secrets.token_hex(4)}",
-        protocol=aiomqtt.ProtocolVersion.V5,
+        protocol=protocol,
         keepalive=settings.keepalive,
         timeout=10,
         tls_context=topics.tls_context(settings),

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sysmenu.mqtt")
 
-_UNSUPPORTED_PROTOCOL = (1, 132)  # CONNACK codes: 3.1.1's and v5's "unsupported protocol version"
 _FIRST_DELAY = 1.0
 _BATCH = 20  # messages in flight at once (paho's default limit of unacknowledged ones)
 
@@ -122,13 +121,13 @@ class MqttLink:
             error: Exception | None = None
             try:
                 await self._session()
-            except aiomqtt.MqttCodeError as exc:
-                if exc.rc in _UNSUPPORTED_PROTOCOL and self.protocol == aiomqtt.ProtocolVersion.V5:
+            except (aiomqtt.MqttError, OSError) as exc:
+                if topics.refuses_v5(exc) and self.protocol == aiomqtt.ProtocolVersion.V5:
+                    # for this server's life (v5 again after a restart of sysmenu): trying v5
+                    # at every reconnection would cost a refused attempt and a log line each time
                     log.info("the broker does not speak MQTT v5: using 3.1.1 (no request/response)")
                     self.protocol = aiomqtt.ProtocolVersion.V311
                     continue
-                error = exc
-            except (aiomqtt.MqttError, OSError) as exc:
                 error = exc
             except Exception as exc:  # a bug must not end the link for good
                 log.exception("MQTT link failed")

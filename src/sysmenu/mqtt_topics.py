@@ -47,6 +47,16 @@ class _ClosingSSLSocket(ssl.SSLSocket):
             raise
 
 
+def refuses_v5(error: BaseException) -> bool:
+    """Whether a connection failed because the broker does not speak MQTT v5: its CONNACK
+    said "unsupported protocol version" (v5's code 132; a 3.1.1-only broker answers with
+    3.1.1's code 1, which paho reports as 132). Only a CONNACK counts, not a failed publish
+    whose error number happens to be 1."""
+    from aiomqtt.exceptions import MqttConnectError  # only the link and the fleet connect
+
+    return isinstance(error, MqttConnectError) and error.rc in (1, 132)
+
+
 def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     """The TLS context of the broker connection: its CA file or the system's CAs, the
     broker's name checked, and the client certificate if there is one. None: plain MQTT."""

@@ -24,18 +24,39 @@ def _settings(ctx: Context) -> MqttSettings:
     return settings
 
 
-def _on_broker(settings: MqttSettings, work: Callable[[Any], Coroutine[Any, Any, _T]]) -> _T:
-    """Connect, do `work` with the client, disconnect; broker trouble is a clean CLI error."""
+def _on_broker(
+    settings: MqttSettings, work: Callable[[Any], Coroutine[Any, Any, _T]], needs_v5: str | None = None
+) -> _T:
+    """Connect, do `work` with the client, disconnect; broker trouble is a clean CLI error.
+
+    MQTT v5 first; a broker that speaks only 3.1.1 is used as such, unless the work
+    `needs_v5` (then that names it in the error)."""
     import aiomqtt
 
     from .. import fleet
+    from ..mqtt_topics import refuses_v5
+
+    where = f"{settings.host}:{settings.port}"
+
+    async def attempt(protocol: aiomqtt.ProtocolVersion) -> _T:
+        async with fleet.client(settings, protocol) as mqtt:
+            return await work(mqtt)
 
     async def main() -> _T:
         try:
-            async with fleet.client(settings) as mqtt:
-                return await work(mqtt)
+            try:
+                return await attempt(aiomqtt.ProtocolVersion.V5)
+            except aiomqtt.MqttError as exc:
+                if not refuses_v5(exc):
+                    raise
+            if needs_v5:
+                raise click.ClickException(
+                    f"{needs_v5} needs an MQTT v5 broker (Mosquitto 1.6 or later, EMQX...):"
+                    f" {where} speaks only MQTT 3.1.1"
+                )
+            return await attempt(aiomqtt.ProtocolVersion.V311)
         except (aiomqtt.MqttError, OSError) as exc:
-            raise click.ClickException(f"MQTT broker {settings.host}:{settings.port}: {exc}") from None
+            raise click.ClickException(f"MQTT broker {where}: {exc}") from None
 
     return asyncio.run(main())
 
@@ -124,7 +145,7 @@ def fleet_run(
             click.echo(f"running {source}:{action} on {len(hosts)} host(s)...", err=True)
         return await fleet.run_on(mqtt, settings.root, sender, hosts, source, action, timeout, progress)
 
-    outcomes = _on_broker(settings, work)
+    outcomes = _on_broker(settings, work, needs_v5="`sysmenu fleet run`")
     if not outcomes:
         missing = f"no host matches {pattern!r}" if pattern else "no hosts on the broker"
         raise click.ClickException(missing)
