@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .connections import ConnectionCaps
 from .errors import error_body
 from .lifecycle import ManagedServer
+from .responses import API_HEADERS
 from .settings import Settings
 from .systemd import Notifier, describe
 
@@ -34,11 +35,14 @@ MAX_PIPELINED = 16  # requests a client may queue behind the one being answered
 
 
 def _refusal(status: str, message: str, retry: bool = False) -> bytes:
+    """A whole answer refusing a connection's request before the app sees it, with the
+    headers every API answer carries."""
     body = json.dumps(error_body(message)).encode()
     retry_after = "retry-after: 1\r\n" if retry else ""
+    api = "".join(f"{name.lower()}: {value}\r\n" for name, value in API_HEADERS.items())
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n{retry_after}connection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\n{api}{retry_after}connection: close\r\n\r\n"
     )
     return head.encode() + body
 

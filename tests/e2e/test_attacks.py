@@ -90,6 +90,7 @@ def trickle(sock: socket.socket, start: float, pieces: Iterable[bytes]) -> float
         time.sleep(0.25)
     data = sock.recv(4096)
     assert data.startswith(b"HTTP/1.1 408"), data
+    assert b"\r\ncache-control: no-store\r\n" in data.lower(), data
     return time.monotonic() - start
 
 
@@ -148,6 +149,9 @@ def test_huge_headers_get_431(server: Server) -> None:
     answer = request(server, "/api/system/commands", "GET", extra=f"X-Big: {'a' * 100_000}\r\n")
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
     assert b'{"error": "Request headers are too large"}' in answer
+    # refused before the app, with the headers of every API answer
+    assert b"\r\ncache-control: no-store\r\n" in answer.lower()
+    assert b"\r\nx-content-type-options: nosniff\r\n" in answer.lower()
     answer = exchange(server, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
 
