@@ -18,14 +18,17 @@ from typing import Any, Protocol, TypeVar
 
 ADMIN, SYSTEM, READ = "ADMIN", "SYSTEM", "READ"
 PERMISSIONS = (ADMIN, SYSTEM, READ)
+ADMINS, USERS = "admins", "users"
 BUILTIN_GROUPS: dict[str, frozenset[str]] = {
-    "admins": frozenset({ADMIN, SYSTEM}),
+    ADMINS: frozenset({ADMIN, SYSTEM}),
     "operators": frozenset({SYSTEM}),
     "viewers": frozenset({READ}),
-    "users": frozenset(),  # no permission of its own: what `allow` grants
+    USERS: frozenset(),  # no permission of its own: what `allow` grants; a new user's group
 }
+SOURCES = ("core", "custom", "plugin")  # where a command comes from: "source:action"
 CORE_ACTIONS = ("shutdown", "reboot", "restart", "restart_safe")
-READ_SCOPE = "read"
+FULL_SCOPE, READ_SCOPE = "full", "read"
+SCOPES = (FULL_SCOPE, READ_SCOPE)  # as `sysmenu key create --scope` takes them
 ONLY_PREFIX = "only:"
 
 
@@ -167,16 +170,16 @@ class Scope:
             raise ValueError("--only needs at least one command (source:action)")
         for name in names:
             source, _, action = name.partition(":")
-            if source not in ("core", "custom", "plugin") or not action:
+            if source not in SOURCES or not action:
                 raise ValueError(f"not a command: {name!r} (write source:action, e.g. custom:backup)")
         return ONLY_PREFIX + ",".join(dict.fromkeys(names))
 
     def describe(self) -> str:
         if self.read_only:
-            return "read"
+            return READ_SCOPE
         if self.only is not None:
             return "only " + ",".join(sorted(self.only))
-        return "full"
+        return FULL_SCOPE
 
 
 FULL = Scope()

@@ -11,10 +11,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from . import __version__
-from .access import SYSTEM, Grant
+from .access import SOURCES, SYSTEM, Grant
 from .arguments import Value, check_values
 from .auth import FORBIDDEN, Identity
-from .catalogue import DIVIDER, SOURCES, CommandSpec
+from .catalogue import DIVIDER, CommandSpec
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
 from .idempotency import Claims, ClientLeft, unless_client_leaves
 from .invocation import Invocation, same_values

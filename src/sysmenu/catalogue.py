@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .access import SOURCES
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate
 from .config import Config
 
 log = logging.getLogger("sysmenu")
 
-SOURCES = ("core", "custom", "plugin")
 SHELL = "/bin/sh"
 DIVIDER = "divider"
 # What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
-from .catalogue import SOURCES
+from .access import SOURCES
 from .errors import BadRequest, NotFound, PayloadTooLarge, SysmenuError
 from .responses import API_HEADER_BYTES, error_response
 from .state import State

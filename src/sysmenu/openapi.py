@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .access import SOURCES
+from .models import RUN_STATES
 from .openapi_compat import compat_paths
 from .openapi_parts import (
     ERROR,
@@ -98,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
                         "200": json_content(
                             {
                                 "type": "object",
-                                "properties": {"core": spec_list, "custom": spec_list, "plugin": spec_list},
+                                "properties": {source: spec_list for source in SOURCES},
                             },
                             "Commands",
                         ),
@@ -178,7 +180,7 @@ def openapi_document() -> dict[str, Any]:
                             "in": "query",
                             "schema": {
                                 "type": "string",
-                                "enum": ["running", "ok", "failed", "timeout", "killed", "interrupted"],
+                                "enum": list(RUN_STATES),
                             },
                         },
                         *SINCE_UNTIL,

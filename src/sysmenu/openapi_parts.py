@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .access import SOURCES
+from .arguments import TYPES
+
 ERROR = {"$ref": "#/components/responses/Error"}
 SOURCE_PARAMETER = {
     "name": "source",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "enum": ["core", "custom", "plugin"]},
+    "schema": {"type": "string", "enum": list(SOURCES)},
 }
 MAX_ID = 2**63 - 1
 TIME_FORMS = (
@@ -92,7 +95,7 @@ def components() -> dict[str, Any]:
                                 "name": {"type": "string"},
                                 "type": {
                                     "type": "string",
-                                    "enum": ["string", "int", "float", "bool", "choice", "path"],
+                                    "enum": list(TYPES),
                                 },
                                 "required": {"type": "boolean"},
                             },

@@ -6,7 +6,11 @@ import time
 
 import click
 
+from ..access import BUILTIN_GROUPS, FULL_SCOPE, READ_SCOPE, SCOPES, USERS
 from .context import Context, pass_ctx
+
+# "admins (ADMIN,SYSTEM), operators (SYSTEM), viewers (READ), users"
+_BUILTIN = ", ".join(f"{g} ({','.join(sorted(p))})" if p else g for g, p in BUILTIN_GROUPS.items())
 
 
 @click.group()
@@ -20,9 +24,9 @@ def user() -> None:
     "--group",
     "groups",
     multiple=True,
-    default=["users"],
+    default=[USERS],
     show_default=True,
-    help="Group(s), repeatable: admins, operators (SYSTEM), viewers (READ), users, or a config/CLI group.",
+    help=f"Group(s), repeatable: {_BUILTIN}, or a config/CLI group.",
 )
 @click.option("--password", help="Password (prompted for when not given; '-' for none).")
 @pass_ctx
@@ -139,10 +143,10 @@ def _only(ctx: click.Context, param: click.Parameter, value: str | None) -> list
 @click.option("--name", default="default", show_default=True, help="A label for the key.")
 @click.option(
     "--scope",
-    type=click.Choice(["full", "read"]),
-    default="full",
+    type=click.Choice(SCOPES),
+    default=FULL_SCOPE,
     show_default=True,
-    help="read: the key lists commands and reads history, and runs nothing.",
+    help=f"{READ_SCOPE}: the key lists commands and reads history, and runs nothing.",
 )
 @click.option(
     "--only",
@@ -154,15 +158,16 @@ def _only(ctx: click.Context, param: click.Parameter, value: str | None) -> list
 def key_create(ctx: Context, user_name: str, name: str, scope: str, only: list[str] | None) -> None:
     """Create an API key for USER and print it (it is shown only once)."""
     from ..access import Scope
+    from ..accounts import KEY_PREFIX_LEN
 
     try:
-        stored = Scope.text(scope == "read", only)
+        stored = Scope.text(scope == READ_SCOPE, only)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--scope/--only") from None
     key_text = ctx.store.accounts.create_key(user_name, name, stored)
     described = Scope.parse(stored).describe()
     ctx.store.audit.record(
-        "key-created", ctx.who, name=user_name, key=name, prefix=key_text[:8], scope=described
+        "key-created", ctx.who, name=user_name, key=name, prefix=key_text[:KEY_PREFIX_LEN], scope=described
     )
     click.echo(key_text)
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..access import ADMINS, FULL_SCOPE
+
 if TYPE_CHECKING:
     from ..models import Who
     from ..store import Store
@@ -22,14 +24,17 @@ CREDENTIALS_FILE = "first-start-credentials.txt"
 
 
 def first_start(store: Store, data_dir: Path, who: Who) -> None:
+    from ..accounts import KEY_PREFIX_LEN
     from ..files import private_file
     from ..passwords import hash_password
 
     password = secrets.token_urlsafe(12)
-    store.accounts.add_user("admin", ["admins"], hash_password(password))
-    store.audit.record("user-added", who, name="admin", groups=["admins"])
+    store.accounts.add_user("admin", [ADMINS], hash_password(password))
+    store.audit.record("user-added", who, name="admin", groups=[ADMINS])
     key = store.accounts.create_key("admin", "first start")
-    store.audit.record("key-created", who, name="admin", key="first start", prefix=key[:8], scope="full")
+    store.audit.record(
+        "key-created", who, name="admin", key="first start", prefix=key[:KEY_PREFIX_LEN], scope=FULL_SCOPE
+    )
     text = (
         "First start: created user 'admin' (group admins).\n"
         f"  password: {password}\n"

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import click
 
+from ..access import BUILTIN_GROUPS, PERMISSIONS
 from .context import Context, pass_ctx
 
 
-@click.group()
+@click.group(help=f"Manage groups (built-in: {', '.join(BUILTIN_GROUPS)}; more in sysmenu.groups or here).")
 def group() -> None:
-    """Manage groups (built-in: admins, operators, viewers, users; more in sysmenu.groups or here)."""
+    pass
 
 
 @group.command("list")
 @pass_ctx
 def group_list(ctx: Context) -> None:
     """List groups: where each is defined, its permissions, its members."""
-    from ..access import BUILTIN_GROUPS
-
     configured = ctx.config.sysmenu.groups
     stored = ctx.store.accounts.list_groups()
     members = ctx.store.accounts.group_members()
@@ -38,7 +37,7 @@ def group_list(ctx: Context) -> None:
     "--permission",
     "permissions",
     multiple=True,
-    type=click.Choice(["ADMIN", "SYSTEM", "READ"]),
+    type=click.Choice(PERMISSIONS),
     help="A permission the group gives (repeatable); none: only what allow rules name it for.",
 )
 @pass_ctx
