@@ -12,11 +12,12 @@ import json
 import logging
 import shlex
 from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .access import SOURCES
+from .access import SOURCES, Rule
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate
 from .config import Config
@@ -24,6 +25,7 @@ from .config import Config
 log = logging.getLogger("sysmenu")
 
 SHELL = "/bin/sh"
+_Rules = Mapping[tuple[str, str], Rule]  # (source, action) -> its allow/deny
 DIVIDER = "divider"
 # What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug
 # builds OctoPrint's URLs): `grüß` becomes `gr%C3%BC%C3%9F`, `a b` becomes `a%20b`.
@@ -209,7 +211,9 @@ class Catalogue:
     def all_specs(self) -> list[CommandSpec]:
         return [spec for source in SOURCES for spec in self.specs[source]]
 
-    def diff(self, new: Catalogue, rules: tuple[Any, Any] = (None, None)) -> dict[str, list[str]]:
+    def diff(
+        self, new: Catalogue, rules: tuple[_Rules | None, _Rules | None] = (None, None)
+    ) -> dict[str, list[str]]:
         """What changes from this catalogue to `new`: commands (``source:action``) added,
         removed and changed (any field, or their access rule: `rules` is the old and the
         new ``{(source, action): Rule}``), for the audit log. Empty lists are left out."""

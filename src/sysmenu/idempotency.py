@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TypeVar
+
+from starlette.types import Receive
 
 from .errors import Unprocessable
 from .models import RunRecord
+
+T = TypeVar("T")
 
 
 class Claims:
@@ -52,7 +56,7 @@ class Claims:
             done.set_result(None)
 
 
-async def unless_client_leaves(receive: Callable[[], Awaitable[Any]], work: Awaitable[Any]) -> Any:
+async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
     """`work`'s result; if the client disconnects first, `work` is cancelled and
     `ClientLeft` raised (a queued request whose client left must never run later)."""
     task = asyncio.ensure_future(work)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
-from typing import Any
 
 import uvicorn
 
@@ -47,7 +47,7 @@ class ManagedServer(uvicorn.Server):
         self.idle_exiting = False
         self._last_busy = time.monotonic()
 
-    async def startup(self, sockets: Any = None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.should_exit or not self.started:
             return

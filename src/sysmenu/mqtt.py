@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -282,11 +283,11 @@ class MqttLink:
         """Runner observer: the command's state (retained) and an event, queued."""
         if not topics.exposed(run.spec, self.settings):
             return
-        data = run.record(output=False).public()
-        state = topics.run_state(data)
+        record = run.record(output=False)
+        state = topics.run_state(record)
         self._enqueue(Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True))
         if event == "end":
-            body = topics.result(self.settings.host_name, data, _output(run))
+            body = topics.result(self.settings.host_name, record, _output(run))
         else:
             body = {"host": self.settings.host_name, **state}
         body = {"event": event, "source": run.spec.source, "action": run.spec.action, **body}
@@ -360,19 +361,19 @@ class MqttLink:
         )
         if reply_to:
             await run.done.wait()
-            outcome = topics.result(self.settings.host_name, run.record(output=False).public(), _output(run))
+            outcome = topics.result(self.settings.host_name, run.record(output=False), _output(run))
             self._reply(reply_to, correlation, outcome)
 
     def _reply(self, topic: str, correlation: bytes | None, body: dict[str, Any]) -> None:
         payload = topics.dumps({"host": self.settings.host_name, **body})
         self._enqueue(Outgoing(topic, payload, False, correlation))
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._requests.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[None]) -> None:
         self._requests.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import __version__
 from .catalogue import CommandSpec
+from .models import RunRecord
 from .mqtt_settings import MqttSettings, node_id
 
 HA_SENDER = "homeassistant"  # the sender level of Home Assistant's button topics
@@ -198,13 +199,13 @@ def is_own_discovery(settings: MqttSettings, topic: str) -> bool:
     )
 
 
-def run_state(run: dict[str, Any]) -> dict[str, Any]:
+def run_state(run: RunRecord) -> dict[str, object]:
     """The retained last-run state of a command (also the sensor's attributes)."""
     keys = ("id", "state", "returncode", "signal", "started", "ended", "duration", "user", "auth")
-    return {k: run.get(k) for k in keys}
+    return {k: getattr(run, k) for k in keys}
 
 
-def result(host: str, run: dict[str, Any], output: str) -> dict[str, Any]:
+def result(host: str, run: RunRecord, output: str) -> dict[str, object]:
     """A finished run as a response or an end event carries it."""
     return {"host": host, **run_state(run), "output": output[-OUTPUT_TAIL:]}
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from .database import Database
 from .models import RunRecord, Who
@@ -39,7 +38,7 @@ class RunLog:
         name: str,
         who: Who,
         idempotency_key: str | None = None,
-        arguments: tuple[dict[str, Any], str] | None = None,
+        arguments: tuple[Mapping[str, object], str] | None = None,
     ) -> int:
         """Record a run before its process starts; return its id. `arguments`: the
         values as shown (secrets masked) and the digest of all of them."""

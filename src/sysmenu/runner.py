@@ -18,7 +18,7 @@ import signal as signals
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
@@ -27,7 +27,7 @@ from .models import Who
 from .run import Run
 from .runlog import RunLog
 from .slots import Slot, Slots
-from .spawn import spawn
+from .spawn import Transport, spawn
 from .supervision import PIPE_GRACE, Process, killpg, process_start_time, supervise
 from .tracker import ProcessTracker
 
@@ -81,7 +81,7 @@ class Runner:
         self.unwritten: dict[int, Run] = {}  # ended runs whose end the store refused so far
         self._uninterrupted: list[int] = []  # runs of a dead server not yet marked interrupted
         self._writer: asyncio.Task[None] | None = None
-        self._detached: set[Any] = set()  # transports whose pipes leftovers still hold
+        self._detached: set[Transport] = set()  # transports whose pipes leftovers still hold
 
     def adopt_orphans(self) -> None:
         """Server only: see `ProcessTracker.adopt_orphans`."""
@@ -229,7 +229,7 @@ class Runner:
         finally:
             await self._finish(run, slot)
 
-    def _close_or_detach(self, transport: Any, process: Process) -> None:
+    def _close_or_detach(self, transport: Transport, process: Process) -> None:
         """Close the pipes, unless leftovers hold them: then they close when those let go
         (or at server stop), and what still comes is dropped."""
         if not process.detached:

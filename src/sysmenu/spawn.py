@@ -106,6 +106,9 @@ class ChildTransport:
             pipe.close()
 
 
+Transport = asyncio.SubprocessTransport | ChildTransport  # what `spawn` hands back
+
+
 async def spawn(
     factory: Callable[[], P],
     argv: list[str],
@@ -113,7 +116,7 @@ async def spawn(
     start_new_session: bool = True,
     env: dict[str, str] | None = None,
     started: Callable[[int], None] | None = None,
-) -> tuple[asyncio.SubprocessTransport | ChildTransport, P]:
+) -> tuple[Transport, P]:
     """Start `argv` with stdin from /dev/null and stdout, stderr piped to the protocol;
     `env` is its whole environment (None: the server's).
 

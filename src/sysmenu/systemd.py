@@ -21,7 +21,10 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .run import Run
 
 log = logging.getLogger("sysmenu.systemd")
 
@@ -168,7 +171,7 @@ class StatusLine:
     """A run observer keeping systemd's ``STATUS=`` line on what runs now
     (``systemctl status sysmenu`` shows it)."""
 
-    def __init__(self, notifier: Notifier, running: Callable[[], Iterable[Any]], where: str) -> None:
+    def __init__(self, notifier: Notifier, running: Callable[[], Iterable[Run]], where: str) -> None:
         self.notifier = notifier
         self.running = running
         self.where = where
@@ -179,8 +182,8 @@ class StatusLine:
             return f"serving on {self.where}; no command running"
         return f"serving on {self.where}; running {len(runs)}: " + ", ".join(runs)
 
-    def run_started(self, run: Any) -> None:
+    def run_started(self, run: Run) -> None:
         self.notifier.status(self.text())
 
-    def run_ended(self, run: Any) -> None:
+    def run_ended(self, run: Run) -> None:
         self.notifier.status(self.text())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from .context import Context, pass_ctx
 
 if TYPE_CHECKING:
+    import aiomqtt
+
     from ..mqtt_settings import MqttSettings
 
 _T = TypeVar("_T")
@@ -25,7 +27,7 @@ def _settings(ctx: Context) -> MqttSettings:
 
 
 def _on_broker(
-    settings: MqttSettings, work: Callable[[Any], Coroutine[Any, Any, _T]], needs_v5: str | None = None
+    settings: MqttSettings, work: Callable[[aiomqtt.Client], Awaitable[_T]], needs_v5: str | None = None
 ) -> _T:
     """Connect, do `work` with the client, disconnect; broker trouble is a clean CLI error.
 
@@ -137,7 +139,7 @@ def fleet_run(
         if not as_json:
             click.echo(f"{outcome.host}: {outcome.state}", err=True)
 
-    async def work(mqtt: Any) -> list[fleet.Outcome]:
+    async def work(mqtt: aiomqtt.Client) -> list[fleet.Outcome]:
         hosts = fleet.select(await fleet.find_hosts(mqtt, settings.root, sender), pattern)
         if not hosts:
             return []

@@ -6,14 +6,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import click
 
 from .context import Context
 
 
-def _setter(attribute: str) -> Any:
+def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
     def set_value(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
         if value is None or ctx.resilient_parsing:
             return
