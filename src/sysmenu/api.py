@@ -14,7 +14,8 @@ from . import __version__
 from .access import SOURCES, SYSTEM, Grant
 from .arguments import Value, check_values
 from .auth import FORBIDDEN, Identity
-from .catalogue import DIVIDER, CommandSpec
+from .catalogue import CommandSpec
+from .config_actions import DIVIDER
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
 from .idempotency import Claims, ClientLeft, unless_client_leaves
 from .invocation import Invocation, same_values

@@ -21,12 +21,12 @@ from .access import SOURCES, Rule
 from .arguments import ArgumentSpec
 from .argv import ArgvTemplate
 from .config import Config
+from .config_actions import DIVIDER
 
 log = logging.getLogger("sysmenu")
 
 SHELL = "/bin/sh"
 _Rules = Mapping[tuple[str, str], Rule]  # (source, action) -> its allow/deny
-DIVIDER = "divider"
 # What a URL path segment may hold unescaped (the WHATWG path-segment set, as Werkzeug
 # builds OctoPrint's URLs): `grüß` becomes `gr%C3%BC%C3%9F`, `a b` becomes `a%20b`.
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"

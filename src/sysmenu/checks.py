@@ -18,6 +18,14 @@ class Invalid(Exception):
     """A value that does not fit; the message says why (the caller adds where)."""
 
 
+class Nested(Exception):
+    """Problems inside a structured value (a list, a mapping), each with its place below the key."""
+
+    def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
 Check = Callable[[Any], Any]  # a YAML value in, the checked value out; Invalid if it does not fit
 
 

@@ -15,49 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import access
-from .argument_config import declare
-from .arguments import ArgumentSpec
-from .argv import ArgvTemplate, parse_template
-from .checks import Check, Invalid, boolean, checked, choice, confirm, environment, number, optional, string
+from .checks import Check, Invalid, Nested, optional, string
+from .config_actions import ACTION_KEYS, DIVIDER, Action, entry_problems, entry_warnings
 from .config_problems import Loc, Problem, describe, line_of
 from .errors import ConfigError
 from .mqtt_settings import MQTT_KEYS, MqttSettings, check_section
 from .settings import DECLARATIONS, Settings
-
-
-class _Nested(Exception):
-    """Problems inside a structured value, each with its place below the key."""
-
-    def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
-        super().__init__(problems)
-        self.problems = problems
-
-
-def _arguments(value: Any) -> tuple[ArgumentSpec, ...]:
-    specs, problems = declare(value)
-    if problems:
-        raise _Nested(problems)
-    return specs
-
-
-def _argv(value: Any) -> ArgvTemplate:
-    if not isinstance(value, list) or not value:
-        raise Invalid("Input should be a non-empty list of strings")
-    elements = []
-    problems: list[tuple[tuple[int | str, ...], str]] = []
-    for index, element in enumerate(value):
-        if not isinstance(element, str) or "\x00" in element:
-            problems.append(((index,), "Input should be a valid string"))
-            continue
-        try:
-            elements.append(parse_template(element))
-        except ValueError as exc:
-            problems.append(((index,), str(exc)))
-    if problems:
-        raise _Nested(problems)
-    if not elements[0] or any(placeholder for _, placeholder in elements[0]):
-        raise _Nested([((0,), "the program must be fixed text, not a placeholder")])
-    return ArgvTemplate(tuple(elements))
 
 
 @dataclass(frozen=True)
@@ -70,31 +33,6 @@ class ServerCommands:
 @dataclass(frozen=True)
 class ServerSection:
     commands: ServerCommands = ServerCommands()
-
-
-@dataclass(frozen=True)
-class Action:
-    """One entry of ``system.actions`` (OctoPrint's keys plus sysmenu's)."""
-
-    action: str
-    name: str | None = None
-    command: str | None = None
-    confirm: str | None = None
-    is_async: bool = False
-    ignore: bool = False
-    debug: bool = False  # OctoPrint's: log the command line; sysmenu records every run anyway
-    # sysmenu's own per-command settings
-    timeout: float | None = None
-    concurrency: int = 1
-    queue: bool = True  # a further request waits for its turn; `queue: false` answers 409
-    fresh_credentials: bool = False
-    arguments: tuple[ArgumentSpec, ...] = ()
-    argv: ArgvTemplate | None = None
-    allow: tuple[str, ...] = ()  # users or groups who may run it without SYSTEM
-    deny: tuple[str, ...] = ()  # users or groups who may not run it, even with SYSTEM
-    mqtt: bool | None = None  # shown over MQTT: None follows sysmenu.mqtt.expose
-    leftovers: str = "keep"  # what happens to background processes at a normal end
-    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,7 +59,7 @@ class Config:
         from their entries (the last definition of an action, as the catalogue)."""
         rules = {("core", action): rule for action, rule in self.sysmenu.core_access.items()}
         for entry in self.system.actions:
-            if entry.action != "divider":
+            if entry.action != DIVIDER:
                 rules[("custom", entry.action)] = access.Rule(frozenset(entry.allow), frozenset(entry.deny))
         return rules
 
@@ -151,30 +89,7 @@ def replace(obj: _T, **changes: Any) -> _T:
 SERVER_COMMAND_KEYS: dict[str, tuple[str, Check]] = {
     name: (name, optional(string())) for name in ServerCommands.__dataclass_fields__
 }
-ACTION_KEYS: dict[str, tuple[str, Check]] = {
-    "action": ("action", string(1)),
-    "name": ("name", optional(string())),
-    "command": ("command", optional(string())),
-    "confirm": ("confirm", confirm),
-    "async": ("is_async", boolean),
-    "ignore": ("ignore", boolean),
-    "debug": ("debug", boolean),
-    "timeout": ("timeout", optional(number(gt=0))),
-    "concurrency": ("concurrency", number(integer=True, ge=1)),
-    "queue": ("queue", boolean),
-    "fresh_credentials": ("fresh_credentials", boolean),
-    "arguments": ("arguments", _arguments),
-    "argv": ("argv", _argv),
-    "allow": ("allow", checked(access.check_names)),
-    "deny": ("deny", checked(access.check_names)),
-    "mqtt": ("mqtt", optional(boolean)),
-    "leftovers": ("leftovers", choice("keep", "kill")),
-    "environment": ("environment", environment),
-}
 SETTINGS_KEYS: dict[str, tuple[str, Check]] = {d.name: (d.name, d.check) for d in DECLARATIONS}
-
-
-assert {a for a, _ in ACTION_KEYS.values()} == set(Action.__dataclass_fields__)
 
 
 class _Validator:
@@ -219,25 +134,12 @@ class _Validator:
                 values[attribute] = check(value)
             except Invalid as exc:
                 self.problems.append(((*loc, key), str(exc), False))
-            except _Nested as exc:
+            except Nested as exc:
                 self.problems.extend(((*loc, key, *where), what, False) for where, what in exc.problems)
         for key in required:
             if key not in data:
                 (self.warnings if warn else self.problems).append(((*loc, key), "Field required", False))
         return values
-
-    def _invocation(self, values: dict[str, Any], loc: Loc) -> None:
-        """An entry runs `command` or `argv`, not both; placeholders name its arguments."""
-        argv: ArgvTemplate | None = values.get("argv")
-        if argv is None:
-            return
-        if values.get("command"):
-            self.problems.append(((*loc, "argv"), "give either command or argv, not both", False))
-        declared = {spec.name for spec in values.get("arguments", ())}
-        for name in sorted(argv.names() - declared):
-            self.problems.append(
-                ((*loc, "argv"), f"placeholder {{{name}}} names no declared argument", False)
-            )
 
     def config(self, data: dict[Any, Any]) -> Config:
         server = self.mapping(data.get("server"), ("server",)) or {}
@@ -257,12 +159,10 @@ class _Validator:
                 self.problems.append((loc, "Input should be a valid dictionary", False))
                 continue
             values = self.fields(entry, loc, ACTION_KEYS, strict=True, required=("action",), warn=True)
-            self._invocation(values, loc)
+            self.problems.extend(((*loc, key), what, False) for key, what in entry_problems(values))
             if "action" in values:
                 actions.append(Action(**values))
-                if "/" in values["action"] or values["action"].strip() in (".", ".."):
-                    why = "can never be run: no URL reaches an action id that is '.', '..' or holds '/'"
-                    self.warnings.append(((*loc, "action"), why, False))
+                self.warnings.extend(((*loc, key), why, False) for key, why in entry_warnings(values))
         settings = self.mapping(data.get("sysmenu"), ("sysmenu",)) or {}
         values = self.fields(settings, ("sysmenu",), SETTINGS_KEYS, strict=True)
         values["mqtt"] = self.mqtt(settings.get("mqtt"))
