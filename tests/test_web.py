@@ -307,12 +307,44 @@ def test_assets_are_small_and_load_nothing_from_elsewhere() -> None:
         assert "fonts.googleapis" not in text
 
 
-async def test_simultaneous_logins_are_counted_before_checking_and_two_at_most_run(passwords: Env) -> None:
+class Verifications:
+    """Counts the password verifications running at once (they run in threads), and may
+    hold each one until the test lets them go."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from sysmenu import passwords
+
+        self._verify = passwords.verify_password
+        self.lock = threading.Lock()
+        self.go = threading.Event()
+        self.go.set()
+        self.inside = self.most_at_once = 0
+
+    def __call__(self, stored: str, password: str) -> bool:
+        with self.lock:
+            self.inside += 1
+            self.most_at_once = max(self.most_at_once, self.inside)
+        try:
+            assert self.go.wait(10), "never let go"
+            return self._verify(stored, password)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+async def test_simultaneous_logins_are_counted_before_checking_and_two_at_most_run(
+    passwords: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
+    from sysmenu import logins
     from sysmenu.state import State
 
     state: State = passwords.app.state.sysmenu  # type: ignore[union-attr]
+    checks = Verifications()
+    monkeypatch.setattr(logins, "verify_password", checks)
     attacker = {"X-Forwarded-For": "203.0.113.30"}
     guess = {"user": "admin", "pass": "guess"}
     answers = await asyncio.gather(
@@ -320,13 +352,18 @@ async def test_simultaneous_logins_are_counted_before_checking_and_two_at_most_r
     )
     codes = sorted(r.status_code for r in answers)
     assert codes.count(403) == 10 and codes.count(429) == 20, codes
-    assert state.password_checks.most_at_once <= 2
+    assert checks.most_at_once <= 2
+    # Twelve at once, each held inside its check: two run, the ten others wait for a turn.
+    checks.go.clear()
     many = [{"X-Forwarded-For": f"198.18.0.{i + 1}"} for i in range(12)]
-    answers = await asyncio.gather(
-        *(passwords.client.post("/api/login", json=guess, headers=h) for h in many)
-    )
+    pending = asyncio.gather(*(passwords.client.post("/api/login", json=guess, headers=h) for h in many))
+    async with asyncio.timeout(10):
+        while not (checks.inside == 2 and state.password_checks.waiting == 10):
+            await asyncio.sleep(0.01)
+    checks.go.set()
+    answers = await pending
     assert {r.status_code for r in answers} == {403}
-    assert state.password_checks.most_at_once == 2
+    assert checks.most_at_once == 2
 
 
 async def test_failed_logins_audit_a_placeholder_for_names_no_user_has(passwords: Env) -> None:

@@ -43,9 +43,7 @@ class PasswordChecks:
         self.by_name = FailureLimiter(limit, window, observer=observer)
         self.by_address = FailureLimiter(limit * SPRAY_FACTOR, window)
         self.slots = asyncio.Semaphore(CHECK_SLOTS)
-        self.waiting = 0
-        self.verifying = 0  # checks running now (for tests and /api/status)
-        self.most_at_once = 0
+        self.waiting = 0  # checks waiting for a slot (more than MAX_WAITING: 503)
 
     def configure(self, limit: int, window: float) -> None:
         """New limits (a config reload); failures counted so far stay counted."""
@@ -93,10 +91,7 @@ class PasswordChecks:
             ) from None
         finally:
             self.waiting -= 1
-        self.verifying += 1
-        self.most_at_once = max(self.most_at_once, self.verifying)
         try:
             yield
         finally:
-            self.verifying -= 1
             self.slots.release()

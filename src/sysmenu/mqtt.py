@@ -83,9 +83,8 @@ class MqttLink:
         self.outbox: deque[Outgoing] = deque()
         self.dropped = 0  # messages the full outbox had to let go
         self.connected = asyncio.Event()
-        self.connections = 0  # successful connections so far (tests and logs)
-        self.failed_attempts = 0  # attempts that did not connect
-        self.last_error: str | None = None
+        self.connections = 0  # successful connections so far (a new one resets the backoff)
+        self.last_error: str | None = None  # why the last attempt or connection ended
         self._wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +136,6 @@ class MqttLink:
                 delay, failures = _FIRST_DELAY, 0
             else:
                 failures += 1
-                self.failed_attempts += 1
             self.last_error = str(error or "disconnected")
             level = (
                 logging.WARNING if failures <= 1 or delay >= self.settings.reconnect_max else logging.DEBUG

@@ -50,7 +50,7 @@ class App:
     async def refused(self) -> str:
         """Until an attempt to connect has failed; its error."""
         async with asyncio.timeout(WAIT):
-            while not self.link.failed_attempts:
+            while self.link.last_error is None:
                 await asyncio.sleep(0.01)
         assert self.link.last_error is not None
         return self.link.last_error
