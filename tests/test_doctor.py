@@ -5,6 +5,7 @@ The user and its sudoers drop-in are made by the test (it runs as root) and remo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from click.testing import CliRunner
 
 from sysmenu.catalogue import CommandSpec
 from sysmenu.cli import main
-from sysmenu.doctor import Account, Prober, command_verdict, command_verdicts, listen_problem, program_verdict
+from sysmenu.doctor import Account, Prober, command_verdict, command_verdicts, listen_problem, port_verdict, program_verdict
 from sysmenu.sudoers_list import nopasswd
 
 SUDO = shutil.which("sudo")
@@ -195,17 +197,54 @@ Sudoers entry:
     assert nopasswd(listing, "root", "/usr/bin/id", ()) is None
 
 
-def test_port_in_use_by_another_program(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def another_program() -> Iterator[int]:
+    """A port held by a program that is not sysmenu: it answers every request with a 404
+    at once (a silent one is `test_a_silent_program_on_the_port_is_not_taken_for_sysmenu`)."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        port = busy.getsockname()[1]
+        busy.settimeout(0.05)
+        stop = threading.Event()
+
+        def answer() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = busy.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.settimeout(5)
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        try:
+            yield busy.getsockname()[1]
+        finally:
+            stop.set()
+            thread.join()
+
+
+def test_port_in_use_by_another_program(tmp_path: Path) -> None:
+    with another_program() as port:
         assert "Address already in use" in (listen_problem("127.0.0.1", port) or "")
         config = tmp_path / "c.yaml"
         config.write_text(f"sysmenu:\n  port: {port}\n")
         r = CliRunner().invoke(main, ["doctor", "--config", str(config), "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 1
     assert "Address already in use" in r.output and "choose another sysmenu.port" in r.output
+
+
+def test_a_silent_program_on_the_port_is_not_taken_for_sysmenu() -> None:
+    with socket.socket() as busy:  # listens, never accepts: the probe's request goes unanswered
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        verdict = port_verdict("127.0.0.1", port, Account.current(), probe_timeout=0.05)
+    assert verdict.runnable is False
+    assert "Address already in use" in verdict.why and "another sysmenu.port" in verdict.fix
 
 
 def test_invalid_config_is_reported(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ async def test_healthy_server_says_ok_without_a_key(env: Env) -> None:
 
 
 async def test_store_that_cannot_take_a_write_fails_the_check(env: Env) -> None:
+    assert env.app is not None
+    env.app.state.health.lock_timeout = 0.05  # production waits 1 s for the lock
     other = sqlite3.connect(env.store.db.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the check's timeout
     try:
@@ -71,23 +73,27 @@ async def next_tick(monitor: LoopMonitor) -> None:
 async def test_blocked_event_loop_fails_the_loop_check(env: Env) -> None:
     assert env.app is not None
     monitor = env.app.state.sysmenu.monitor
-    time.sleep(MAX_LAG + monitor.interval + 0.2)  # blocks the loop the app runs on (this test's)
+    monitor.stop()  # the app's monitor, restarted at a test pace (production: 0.5 s, 1 s)
+    monitor.interval, monitor.max_lag = 0.01, 0.1
+    monitor.start()
+    time.sleep(monitor.max_lag + monitor.interval + 0.05)  # blocks the loop the app runs on (this test's)
     await next_tick(monitor)  # the monitor's timer, overdue, runs and sees the lag
     r = await env.client.get("/api/health")
     assert r.status_code == 503
     assert set(r.json()["checks"]) == {"loop"}
-    assert "late" in r.json()["checks"]["loop"]
+    assert "late (limit 0.1 s)" in r.json()["checks"]["loop"]
 
 
 async def test_loop_monitor_measures_lateness() -> None:
-    monitor = LoopMonitor(interval=0.01)
+    assert LoopMonitor().max_lag == MAX_LAG == 1.0
+    monitor = LoopMonitor(interval=0.01, max_lag=0.25)
     monitor.start()
     try:
         await next_tick(monitor)
         assert monitor.lag < 0.2 and monitor.healthy()
-        time.sleep(MAX_LAG + monitor.interval + 0.1)
+        time.sleep(monitor.max_lag + monitor.interval + 0.1)
         await next_tick(monitor)
-        assert monitor.lag >= MAX_LAG
+        assert monitor.lag >= monitor.max_lag
         assert not monitor.healthy()
         await next_tick(monitor)
         assert monitor.healthy()

@@ -131,6 +131,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.add_middleware(RouteProbe)  # innermost: tells HttpMetrics the route
     app.add_middleware(FormKey)  # inside the guard: the body it reads is size-limited
     app.state.mqtt = mqtt
+    app.state.health = health
     app.add_middleware(RequestGuard, proxies=lambda: state.proxies)
     app.add_middleware(HostGuard, check=lambda: state.hosts)
     app.add_middleware(HttpMetrics, metrics=state.metrics)

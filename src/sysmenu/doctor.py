@@ -264,20 +264,23 @@ def listen_problem(host: str, port: int) -> str | None:
     return None
 
 
-def _is_sysmenu(host: str, port: int) -> bool:
+PROBE_TIMEOUT = 3.0  # seconds a program on the port has to answer "are you sysmenu?"
+
+
+def _is_sysmenu(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
     import json
     import urllib.request
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     shown = f"[{shown}]" if ":" in shown else shown
     try:
-        with urllib.request.urlopen(f"http://{shown}:{port}/api/openapi.json", timeout=3) as response:
+        with urllib.request.urlopen(f"http://{shown}:{port}/api/openapi.json", timeout=timeout) as response:
             return bool(json.load(response).get("info", {}).get("title") == "sysmenu")
     except (OSError, ValueError):
         return False
 
 
-def port_verdict(host: str, port: int, account: Account) -> Verdict:
+def port_verdict(host: str, port: int, account: Account, probe_timeout: float = PROBE_TIMEOUT) -> Verdict:
     subject = f"port {host}:{port}"
     if account.uid != 0 and port < _unprivileged_port_start():
         why = f"port {port} is privileged: user {account.name} cannot listen on it"
@@ -285,7 +288,7 @@ def port_verdict(host: str, port: int, account: Account) -> Verdict:
     problem = listen_problem(host, port)
     if problem is None:
         return Verdict(subject, True, "free")
-    if _is_sysmenu(host, port):
+    if _is_sysmenu(host, port, probe_timeout):
         return Verdict(subject, True, "in use by sysmenu (running)")
     return Verdict(subject, False, problem, "stop what uses it, or choose another sysmenu.port")
 

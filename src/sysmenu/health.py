@@ -27,14 +27,17 @@ from starlette.responses import Response
 from .responses import json_response
 
 MAX_LAG = 1.0  # seconds an event-loop timer may be late before the loop counts as unhealthy
+LOCK_TIMEOUT = 1.0  # seconds the store check waits for SQLite's write lock
 STORE_TIMEOUT = 2.0  # seconds the store check may take in all
 
 
 class LoopMonitor:
-    """How late the event loop runs a timer set to fire every `interval` seconds."""
+    """How late the event loop runs a timer set to fire every `interval` seconds;
+    unhealthy while the last one was `max_lag` seconds late or more."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.5, max_lag: float = MAX_LAG) -> None:
         self.interval = interval
+        self.max_lag = max_lag
         self.lag = 0.0  # seconds the last timer fired late
         self.ticks = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -59,10 +62,10 @@ class LoopMonitor:
             self._timer = None
 
     def healthy(self) -> bool:
-        return self.lag < MAX_LAG
+        return self.lag < self.max_lag
 
 
-def probe_store(path: str, timeout: float = 1.0) -> str | None:
+def probe_store(path: str, timeout: float = LOCK_TIMEOUT) -> str | None:
     """Why the store at `path` cannot take a write now; None when it can.
 
     Blocking (its own short-lived connection): call it off the event loop."""
@@ -91,16 +94,26 @@ def probe_store(path: str, timeout: float = 1.0) -> str | None:
 
 
 class Health:
-    """The checks and the view; `config_error` is the rejected config change, if any."""
+    """The checks and the view; `config_error` is the rejected config change, if any;
+    the store check waits `lock_timeout` seconds for the write lock."""
 
-    def __init__(self, db_path: str, config_error: Callable[[], str | None], monitor: LoopMonitor) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        config_error: Callable[[], str | None],
+        monitor: LoopMonitor,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
         self.db_path = db_path
         self.config_error = config_error
         self.monitor = monitor
+        self.lock_timeout = lock_timeout
 
     async def store_problem(self) -> str | None:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(probe_store, self.db_path), STORE_TIMEOUT)
+            return await asyncio.wait_for(
+                asyncio.to_thread(probe_store, self.db_path, self.lock_timeout), STORE_TIMEOUT
+            )
         except TimeoutError:
             return f"the database did not answer within {STORE_TIMEOUT:g} seconds"
 
@@ -113,7 +126,8 @@ class Health:
         if self.config_error():
             problems["config"] = "the config file's last change was rejected; the last good one is in force"
         if not self.monitor.healthy():
-            problems["loop"] = f"the event loop ran {self.monitor.lag:.2f} s late (limit {MAX_LAG:g} s)"
+            monitor = self.monitor
+            problems["loop"] = f"the event loop ran {monitor.lag:.2f} s late (limit {monitor.max_lag:g} s)"
         return problems
 
     async def view(self, request: Request) -> Response:
