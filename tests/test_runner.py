@@ -36,7 +36,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
     store = Store(tmp_path / "runs.db")
-    r = Runner(store.runs, default_timeout=30, kill_grace=0.2, output_limit=4096, pipe_grace=0.1)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.05, output_limit=4096, pipe_grace=0.1)
     yield r
     await r.close()
     store.close()
@@ -209,12 +209,14 @@ async def test_concurrency_one_refuses_a_second_run(runner: Runner, gate: Path) 
     assert second.state == "ok"
 
 
-async def test_a_start_that_cannot_be_recorded_passes_its_turn_on(runner: Runner, tmp_path: Path) -> None:
-    s = spec("sleep 0.2", queue=True)
+async def test_a_start_that_cannot_be_recorded_passes_its_turn_on(runner: Runner, gate: Path) -> None:
+    s = spec(waits_for(gate), queue=True)
     first = await runner.start(s, WHO)
     runner.runlog.start("custom", "a", "A", WHO, "taken")
     second = asyncio.create_task(runner.start(s, WHO, "taken"))  # will fail to record
     third = asyncio.create_task(runner.start(s, WHO))
+    await until(lambda: runner.slots.waiting == 2)  # both wait behind the first, in this order
+    gate.touch()
     with pytest.raises(DuplicateKey):
         await asyncio.wait_for(second, 10)
     run = await asyncio.wait_for(third, 10)
@@ -238,13 +240,15 @@ async def test_stop_answers_every_waiter_at_once(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_a_waiter_that_leaves_never_runs(runner: Runner) -> None:
-    s = spec("sleep 0.2", queue=True)
+async def test_a_waiter_that_leaves_never_runs(runner: Runner, gate: Path) -> None:
+    s = spec(waits_for(gate), queue=True)
     first = await runner.start(s, WHO)
     leaving = asyncio.create_task(runner.start(s, WHO))
     staying = asyncio.create_task(runner.start(s, WHO))
-    await asyncio.sleep(0)
+    await until(lambda: runner.slots.waiting == 2)
     leaving.cancel()
+    await asyncio.sleep(0)
+    gate.touch()
     run = await asyncio.wait_for(staying, 10)
     await asyncio.wait_for(run.done.wait(), 10)
     assert first.state == "ok" and run.state == "ok"
@@ -254,7 +258,7 @@ async def test_a_waiter_that_leaves_never_runs(runner: Runner) -> None:
 async def test_an_end_that_cannot_be_written_is_kept_and_written_later(tmp_path: Path) -> None:
     path, gate = tmp_path / "ends.db", tmp_path / "gate"
     store = Store(path)
-    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096)
+    r = Runner(store.runs, default_timeout=30, kill_grace=0.5, output_limit=4096, retry_ends=0.05)
     run = await r.start(spec(f"while [ ! -e {gate} ]; do sleep 0.01; done; echo done"), WHO)
     os.link(path, tmp_path / "backup.db")
     path.unlink()  # the database is gone while the command runs

@@ -65,8 +65,10 @@ class Runner:
         kill_grace: float,
         output_limit: int,
         pipe_grace: float = PIPE_GRACE,
+        retry_ends: float = RETRY_ENDS,
     ) -> None:
         self.runlog = runlog
+        self.retry_ends = retry_ends
         self.default_timeout = default_timeout
         self.kill_grace = kill_grace
         self.output_limit = output_limit
@@ -310,7 +312,7 @@ class Runner:
 
     async def _write_later(self) -> None:
         while self.unwritten or self._uninterrupted:
-            await asyncio.sleep(RETRY_ENDS)
+            await asyncio.sleep(self.retry_ends)
             with contextlib.suppress(sqlite3.Error):
                 await self.write_ends()
 
