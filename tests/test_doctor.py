@@ -23,7 +23,15 @@ from click.testing import CliRunner
 
 from sysmenu.catalogue import CommandSpec
 from sysmenu.cli import main
-from sysmenu.doctor import Account, Prober, command_verdict, command_verdicts, listen_problem, port_verdict, program_verdict
+from sysmenu.doctor import (
+    Account,
+    Prober,
+    command_verdict,
+    command_verdicts,
+    listen_problem,
+    port_verdict,
+    program_verdict,
+)
 from sysmenu.sudoers_list import nopasswd
 
 SUDO = shutil.which("sudo")
