@@ -6,10 +6,12 @@ import logging
 
 import pytest
 
-from sysmenu import mqtt
+from sysmenu import logs
 from sysmenu import mqtt_topics as topics
 from sysmenu.config import parse
-from sysmenu.mqtt import MqttLink, Outgoing, RateLimitedLog
+from sysmenu.logs import RateLimitedLog
+from sysmenu.mqtt import MqttLink
+from sysmenu.mqtt_outbox import Outgoing
 from sysmenu.state import State
 from sysmenu.store import Store
 
@@ -20,7 +22,7 @@ def test_malformed_messages_are_logged_at_most_once_a_minute(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(mqtt.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
     limited = RateLimitedLog(logging.getLogger("test.limited"), interval=60)
     with caplog.at_level(logging.WARNING, logger="test.limited"):
         for _ in range(5):
@@ -45,11 +47,11 @@ async def test_the_outbox_keeps_the_newest_state_and_a_bounded_number(tmp_path: 
     config = parse("sysmenu:\n  mqtt:\n    host: 127.0.0.1\n    buffer: 3\n")
     store = Store(f"{tmp_path}/db")
     link = MqttLink(State(config, store), config.sysmenu.mqtt)  # type: ignore[arg-type]
-    link._enqueue(Outgoing("s/a", b"1", retain=True))
-    link._enqueue(Outgoing("e/a", b"start"))
-    link._enqueue(Outgoing("s/a", b"2", retain=True))  # replaces the first state
+    link.outbox.put(Outgoing("s/a", b"1", retain=True))
+    link.outbox.put(Outgoing("e/a", b"start"))
+    link.outbox.put(Outgoing("s/a", b"2", retain=True))  # replaces the first state
     assert [o.payload for o in link.outbox] == [b"start", b"2"]
-    link._enqueue(Outgoing("e/a", b"end"))
-    link._enqueue(Outgoing("e/b", b"more"))  # over the bound: the oldest goes
-    assert [o.payload for o in link.outbox] == [b"2", b"end", b"more"] and link.dropped == 1
+    link.outbox.put(Outgoing("e/a", b"end"))
+    link.outbox.put(Outgoing("e/b", b"more"))  # over the bound: the oldest goes
+    assert [o.payload for o in link.outbox] == [b"2", b"end", b"more"] and link.outbox.dropped == 1
     store.close()

@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sys
+import time
 from typing import Any, TextIO
 
 ACCESS_LOGGER = "uvicorn.access"
@@ -87,3 +88,23 @@ def configure(level: str, fmt: str = "text", access_log: bool = False, stream: T
     access.setLevel(logging.INFO)  # asked for, access lines show whatever the level
     if not any(isinstance(f, _HideKeys) for f in access.filters):
         access.addFilter(_HideKeys())
+
+
+class RateLimitedLog:
+    """Logs a kind of problem at most once per `interval` seconds, counting the rest."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -interval
+        self.suppressed = 0
+
+    def warning(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            message += f" ({self.suppressed} more since the last report)"
+        self.logger.warning(message, *args)
+        self._last, self.suppressed = now, 0

@@ -16,9 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -30,7 +28,9 @@ from .arguments import check_values
 from .catalogue import CommandSpec
 from .errors import SysmenuError
 from .invocation import Invocation
+from .logs import RateLimitedLog
 from .models import Who
+from .mqtt_outbox import Outbox, Outgoing
 from .mqtt_settings import MqttSettings
 from .runner import Run
 
@@ -43,34 +43,6 @@ _FIRST_DELAY = 1.0
 _BATCH = 20  # messages in flight at once (paho's default limit of unacknowledged ones)
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    payload: bytes
-    retain: bool = False
-    correlation: bytes | None = None
-
-
-class RateLimitedLog:
-    """Logs a kind of problem at most once per `interval` seconds, counting the rest."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
-        self.logger = logger
-        self.interval = interval
-        self._last = -interval
-        self.suppressed = 0
-
-    def warning(self, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self.suppressed += 1
-            return
-        if self.suppressed:
-            message += f" ({self.suppressed} more since the last report)"
-        self.logger.warning(message, *args)
-        self._last, self.suppressed = now, 0
-
-
 class MqttLink:
     """This server's presence on the broker (see the module's docstring)."""
 
@@ -80,12 +52,10 @@ class MqttLink:
         self.prefix = settings.prefix
         self.url = topics.page_url(settings, state.config.sysmenu.host, state.config.sysmenu.port)
         self.protocol = aiomqtt.ProtocolVersion.V5
-        self.outbox: deque[Outgoing] = deque()
-        self.dropped = 0  # messages the full outbox had to let go
+        self.outbox = Outbox(settings.buffer)
         self.connected = asyncio.Event()
         self.connections = 0  # successful connections so far (a new one resets the backoff)
         self.last_error: str | None = None  # why the last attempt or connection ended
-        self._wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
@@ -104,7 +74,7 @@ class MqttLink:
         if self._task is None:
             return
         if self.connected.is_set():
-            self._enqueue(Outgoing(topics.status_topic(self.prefix), b"offline", retain=True))
+            self.outbox.put(Outgoing(topics.status_topic(self.prefix), b"offline", retain=True))
             deadline = time.monotonic() + grace
             while self.outbox and self.connected.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
@@ -200,32 +170,16 @@ class MqttLink:
 
     # -- publishing ---------------------------------------------------------------
 
-    def _enqueue(self, item: Outgoing) -> None:
-        if item.retain:  # only the newest retained message of a topic counts
-            stale = [o for o in self.outbox if o.retain and o.topic == item.topic]
-            for old in stale:
-                self.outbox.remove(old)
-        limit = self.settings.buffer
-        if limit and len(self.outbox) >= limit:
-            self.outbox.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
-                log.warning("MQTT outbox full: %d message(s) dropped so far", self.dropped)
-        self.outbox.append(item)
-        self._wake.set()
-
     async def _send(self, client: aiomqtt.Client) -> None:
         """Publish the outbox in order; an item leaves it only once the broker has it."""
         while True:
             while self.outbox:
                 # Sent back to back, in order, and acknowledged together: waiting for each
                 # PUBACK before the next send would cost a round trip per message.
-                batch = list(self.outbox)[:_BATCH]
+                batch = self.outbox.first(_BATCH)
                 await asyncio.gather(*(self._publish(client, item) for item in batch))
-                sent = {id(item) for item in batch}  # a newer retained state may have replaced one
-                self.outbox = deque(o for o in self.outbox if id(o) not in sent)
-            self._wake.clear()
-            await self._wake.wait()
+                self.outbox.sent(batch)
+            await self.outbox.wait()
 
     async def _publish(self, client: aiomqtt.Client, item: Outgoing) -> None:
         properties = self._properties(item)
@@ -283,13 +237,13 @@ class MqttLink:
             return
         record = run.record(output=False)
         state = topics.run_state(record)
-        self._enqueue(Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True))
+        self.outbox.put(Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True))
         if event == "end":
             body = topics.result(self.settings.host_name, record, _output(run))
         else:
             body = {"host": self.settings.host_name, **state}
         body = {"event": event, "source": run.spec.source, "action": run.spec.action, **body}
-        self._enqueue(Outgoing(topics.event_topic(self.prefix, run.spec), topics.dumps(body)))
+        self.outbox.put(Outgoing(topics.event_topic(self.prefix, run.spec), topics.dumps(body)))
 
     # -- receiving ----------------------------------------------------------------
 
@@ -364,7 +318,7 @@ class MqttLink:
 
     def _reply(self, topic: str, correlation: bytes | None, body: dict[str, Any]) -> None:
         payload = topics.dumps({"host": self.settings.host_name, **body})
-        self._enqueue(Outgoing(topic, payload, False, correlation))
+        self.outbox.put(Outgoing(topic, payload, False, correlation))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)
