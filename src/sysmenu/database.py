@@ -3,7 +3,8 @@ the server's SQL runs on.
 
 One connection per process, WAL mode, every change in one transaction. The
 server and the CLI may use the same file at once. The aggregates (accounts,
-sessions, runs, audit) each own their tables and use this connection.
+sessions, runs, audit) use this connection; the tables of the first three are made
+here, the audit log's by `AuditLog` (audit.SCHEMA, with its migration).
 
 The server never runs SQL on its event loop: ``await db.run(fn, *args)`` runs
 `fn` on one dedicated thread, so a locked or slow database delays only the
@@ -103,18 +104,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     password_at REAL NOT NULL,
     client TEXT
 );
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    event TEXT NOT NULL,
-    user TEXT,
-    auth TEXT,
-    client TEXT,
-    detail TEXT NOT NULL DEFAULT '{}',
-    prev TEXT,
-    hash TEXT
-);
 """
+# What a sysmenu database has (read-only, it is served as it is): the tables above and
+# the audit log's, which AuditLog makes (audit.SCHEMA).
 _TABLES = {"users", "api_keys", "runs", "audit", "groups", "sessions"}
 # Columns added to a table after its first release: (table, column, declaration). A file
 # made by an older sysmenu gains them at start-up (``CREATE TABLE IF NOT EXISTS`` does not).
