@@ -92,6 +92,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, key: str =
     raise AssertionError(f"server not ready in {START_TIMEOUT}s:\n{log.read_text()}")
 
 
+ADMIN_PASSWORD = "admin-pw"  # the password of the admin every `running_server` has
+
+
 @contextmanager
 def running_server(tmp: Path, config_text: str, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start a server on `config_text` with an admin user and key (and `env` added to
@@ -100,7 +103,7 @@ def running_server(tmp: Path, config_text: str, env: dict[str, str] | None = Non
     config = tmp / "config.yaml"
     config.write_text(config_text)
     data_dir = tmp / "data"
-    sysmenu("user", "add", "admin", "--group", "admins", "--password", "admin-pw", data_dir=data_dir)
+    sysmenu("user", "add", "admin", "--group", "admins", "--password", ADMIN_PASSWORD, data_dir=data_dir)
     key = sysmenu("key", "create", "admin", data_dir=data_dir).strip()
     port = free_port()
     url = f"http://127.0.0.1:{port}"

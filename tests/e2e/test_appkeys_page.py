@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import chromium
+from tests.e2e.browser import log_in_to_menu
 from tests.e2e.server import Server, running_server
 
 pytestmark = pytest.mark.e2e
@@ -46,23 +46,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def page(browser: Browser, server: Server) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(server.url + "/")
-    page.get_by_label("User name").fill("admin")
-    page.get_by_label("Password", exact=True).fill("admin-pw")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator("#menu")).to_be_visible()
-    yield page
+    yield log_in_to_menu(page)
     context.close()
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.e2e.browser import chromium
 from tests.e2e.server import Server, running_server
 
 pytestmark = pytest.mark.e2e
@@ -74,12 +73,6 @@ def server(tmp: Path) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def scripts() -> list[str]:
     return octoprint_client_scripts()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def client_page(browser: Browser, server: Server, scripts: list[str]) -> Page:

@@ -7,18 +7,16 @@ import http.server
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.browser import chromium
-from tests.e2e.server import Server, running_server, sysmenu
+from tests.e2e.browser import command, log_in, log_in_to_menu, open_page, wait_for
+from tests.e2e.server import ADMIN_PASSWORD, Server, running_server, sysmenu
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "admin-pw"  # what tests/e2e/server.py gives the admin
 
 
 def config_text(tmp: Path) -> str:
@@ -67,12 +65,6 @@ def server(tmp: Path) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context()
@@ -83,38 +75,13 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext, server: Server) -> Page:
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/")
+    page, _ = open_page(context, server.url + "/")
     return page
-
-
-def command(page: Page, name: str) -> Locator:
-    """The menu's button for the command called `name`."""
-    return page.locator("#commands").get_by_role("button", name=name, exact=True)
-
-
-def log_in(page: Page, password: str = PASSWORD, user: str = "admin") -> None:
-    page.get_by_label("User name").fill(user)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 @pytest.fixture
 def menu(page: Page) -> Page:
-    log_in(page)
-    expect(page.locator("#menu")).to_be_visible()
-    return page
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return log_in_to_menu(page)
 
 
 def runs_of(server: Server, action: str) -> list[dict[str, object]]:
@@ -231,7 +198,7 @@ def test_shutdown_asks_for_the_password_again(menu: Page, server: Server, tmp: P
     dialog.get_by_role("button", name="Proceed").click()
     expect(dialog.locator("#confirm-error")).to_have_text("Wrong password")
     assert not (tmp / "shutdown-ran").exists()
-    password.fill(PASSWORD)
+    password.fill(ADMIN_PASSWORD)
     dialog.get_by_role("button", name="Proceed").click()
     expect(dialog).to_be_hidden()
     assert wait_for((tmp / "shutdown-ran").exists)

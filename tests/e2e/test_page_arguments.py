@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.browser import chromium
+from tests.e2e.browser import command, log_in_to_menu, open_page, wait_for
 from tests.e2e.server import Server, running_server
-from tests.e2e.test_page import command, log_in, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -71,12 +70,6 @@ def server(tmp: Path) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.fixture(
     params=[{"width": 1280, "height": 800}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
 )
@@ -90,13 +83,8 @@ def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Browse
 @pytest.fixture
 def menu(context: BrowserContext, server: Server, tmp: Path) -> Iterator[Page]:
     (tmp / "got").unlink(missing_ok=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/")
-    log_in(page)
-    expect(page.locator("#menu")).to_be_visible()
-    yield page
+    page, errors = open_page(context, server.url + "/")
+    yield log_in_to_menu(page)
     assert errors == []
 
 
