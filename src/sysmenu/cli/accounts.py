@@ -8,6 +8,7 @@ import click
 
 from ..access import BUILTIN_GROUPS, FULL_SCOPE, READ_SCOPE, SCOPES, USERS
 from .context import Context, pass_ctx
+from .table import echo_table
 
 # "admins (ADMIN,SYSTEM), operators (SYSTEM), viewers (READ), users"
 _BUILTIN = ", ".join(f"{g} ({','.join(sorted(p))})" if p else g for g, p in BUILTIN_GROUPS.items())
@@ -114,9 +115,11 @@ def user_list(ctx: Context) -> None:
     from ..access import Policy
 
     policy = Policy(ctx.config.sysmenu.groups)
+    rows = []
     for u in ctx.store.accounts.list_users():
         perms = ",".join(sorted(policy.permissions(u.groups) | u.permissions)) or "-"
-        click.echo(f"{u.name:20} groups={','.join(u.groups) or '-'}  permissions={perms}")
+        rows.append((u.name, ",".join(u.groups) or "-", perms))
+    echo_table(("USER", "GROUPS", "PERMISSIONS"), rows)
 
 
 @user.command("remove")
@@ -179,6 +182,7 @@ def key_list(ctx: Context, user_name: str | None) -> None:
     """List API keys with their scope (their prefixes; keys themselves are not stored)."""
     from ..access import Scope
 
+    rows = []
     for k in ctx.store.accounts.list_keys(user_name):
         state = "revoked" if k.revoked else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
@@ -186,7 +190,8 @@ def key_list(ctx: Context, user_name: str | None) -> None:
             scope = Scope.parse(k.scope).describe()
         except ValueError:
             scope = f"unknown ({k.scope})"
-        click.echo(f"{k.id:4}  {k.prefix}…  {k.user:16} {k.name:16} {created}  {state:7}  {scope}")
+        rows.append((str(k.id), f"{k.prefix}…", k.user, k.name, created, state, scope))
+    echo_table(("ID", "PREFIX", "USER", "NAME", "CREATED", "STATE", "SCOPE"), rows)
 
 
 class _DashedArgument(click.Command):

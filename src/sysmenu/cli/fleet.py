@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from .context import Context, pass_ctx
+from .table import echo_table
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -69,12 +70,6 @@ def _tail(text: str, width: int = 40) -> str:
     return last if len(last) <= width else "…" + last[-(width - 1) :]
 
 
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
 @click.group("fleet")
 def fleet_group() -> None:
     """Hosts on the MQTT broker (needs sysmenu.mqtt)."""
@@ -97,11 +92,11 @@ def fleet_hosts(ctx: Context, as_json: bool) -> None:
     if not chosen:
         click.echo(f"no hosts under {settings.root}/")
         return
-    rows = [["HOST", "ONLINE", "VERSION", "COMMANDS"]]
+    rows = []
     for h in chosen:
         commands = ", ".join(f"{c.get('source')}:{c.get('action')}" for c in h.commands) or "-"
         rows.append([h.name, "yes" if h.online else "no", h.version or "-", commands])
-    _table(rows)
+    echo_table(["HOST", "ONLINE", "VERSION", "COMMANDS"], rows)
 
 
 @fleet_group.command("run")
@@ -154,11 +149,11 @@ def fleet_run(
     if as_json:
         click.echo(json.dumps([o.as_dict() for o in outcomes], indent=2))
     else:
-        rows = [["HOST", "STATE", "EXIT", "DURATION", "OUTPUT"]]
+        rows = []
         for o in outcomes:
             exit_code = "-" if o.returncode is None else str(o.returncode)
             duration = "-" if o.duration is None else f"{o.duration:.2f}s"
             rows.append([o.host, o.state, exit_code, duration, o.error or _tail(o.output)])
-        _table(rows)
+        echo_table(["HOST", "STATE", "EXIT", "DURATION", "OUTPUT"], rows)
     if any(o.state != "ok" for o in outcomes):
         raise SystemExit(1)

@@ -6,6 +6,7 @@ import click
 
 from ..access import BUILTIN_GROUPS, PERMISSIONS
 from .context import Context, pass_ctx
+from .table import echo_table
 
 
 @click.group(help=f"Manage groups (built-in: {', '.join(BUILTIN_GROUPS)}; more in sysmenu.groups or here).")
@@ -20,6 +21,7 @@ def group_list(ctx: Context) -> None:
     configured = ctx.config.sysmenu.groups
     stored = ctx.store.accounts.list_groups()
     members = ctx.store.accounts.group_members()
+    rows = []
     for name in sorted({*BUILTIN_GROUPS, *configured, *stored}):
         if name in BUILTIN_GROUPS:
             where, perms = "built-in", sorted(BUILTIN_GROUPS[name])
@@ -27,8 +29,8 @@ def group_list(ctx: Context) -> None:
             where, perms = "config", sorted({*configured[name], *stored.get(name, ())})
         else:
             where, perms = "cli", sorted(stored[name])
-        who = ",".join(members.get(name, [])) or "-"
-        click.echo(f"{name:16} {where:8}  permissions={','.join(perms) or '-'}  members={who}")
+        rows.append((name, where, ",".join(perms) or "-", ",".join(members.get(name, [])) or "-"))
+    echo_table(("GROUP", "DEFINED", "PERMISSIONS", "MEMBERS"), rows)
 
 
 @group.command("add")

@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..settings import default_of
 from .context import CONFIG_ENV, Context, Group, pass_ctx
+from .table import table_lines
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,7 +149,7 @@ def list_commands(ctx: Context) -> None:
     from ..catalogue import Catalogue
 
     default_timeout = ctx.config.sysmenu.default_timeout
-    rows = [("SOURCE", "ACTION", "NAME", "TIMEOUT", "CONCURRENCY", "FLAGS")]
+    rows = [("SOURCE", "ACTION", "NAME", "TIMEOUT", "CONCURRENCY", "FLAGS")]  # the header first
     arguments: dict[int, list[str]] = {}  # row -> its command's arguments, shown below it
     for source, specs in Catalogue(ctx.config).specs.items():
         for spec in specs:
@@ -169,9 +170,8 @@ def list_commands(ctx: Context) -> None:
             concurrency = f"{spec.concurrency}{', queued' if spec.queue else ''}"
             rows.append((source, spec.action, spec.name, timeout, concurrency, ", ".join(flags) or "-"))
             arguments[len(rows) - 1] = [f"--arg {describe(argument)}" for argument in spec.arguments]
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for index, row in enumerate(rows):
-        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
-        click.echo(line.rstrip())
+    indent = " " * (max(len(row[0]) for row in rows) + 2)  # under the ACTION column
+    for index, line in enumerate(table_lines(rows)):
+        click.echo(line)
         for text in arguments.get(index, ()):
-            click.echo(" " * (widths[0] + 2) + text)
+            click.echo(indent + text)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .context import Context, pass_ctx
+from .table import echo_table
 
 if TYPE_CHECKING:
     from ..doctor import Verdict
@@ -38,13 +39,11 @@ def _installed_unit(root: Path = Path("/")) -> tuple[dict[str, str], dict[str, s
 
 
 def _table(rows: list[Verdict]) -> None:
-    shown = [("CHECK", "OK", "WHY NOT", "HOW TO FIX")]
+    shown = []
     for v in rows:
         ok = {True: "yes", False: "NO", None: "?"}[v.runnable]
         shown.append((v.subject, ok, v.why or "-", v.fix or "-"))
-    widths = [max(len(r[i]) for r in shown) for i in range(3)]
-    for row in shown:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    echo_table(("CHECK", "OK", "WHY NOT", "HOW TO FIX"), shown)
 
 
 def _doctor(ctx: Context, user: str | None, root: Path) -> None:
