@@ -78,9 +78,9 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
     click.echo(f"checking as user {account.name}" + (" (the service's User=)" if service else ""))
     try:
         config = load(config_path)
-    except ConfigError as exc:
+    except ConfigError:
         _table([Verdict(f"config {config_path}", False, "invalid (see below)", "fix the config")])
-        raise click.ClickException(f"invalid configuration:\n{exc}") from None
+        raise  # printed by the CLI's error mapper (context.cli_error)
     if data_dir:
         config = replace(config, sysmenu=replace(config.sysmenu, data_dir=Path(data_dir)))
     state_dir = root / "var/lib" / unit.get("StateDirectory", "-")
