@@ -25,13 +25,13 @@ from . import rules, unit
 from .catalogue import Catalogue
 from .config import DEMO_CONFIG, parse
 from .errors import ConfigError
+from .unit import DEFAULT_VENV
 
 UNIT_PATH = "/etc/systemd/system/sysmenu.service"
 DROPIN_PATH = "/etc/systemd/system/sysmenu.service.d/sudo.conf"
 SUDOERS_PATH = "/etc/sudoers.d/sysmenu"
 POLKIT_PATH = "/etc/polkit-1/rules.d/50-sysmenu.rules"
 LINK_PATH = unit.DEFAULT_SYSMENU
-DEFAULT_VENV = "/opt/sysmenu"
 _MARKER = ".sysmenu-service"  # in a venv this module made: uninstall removes only such a venv
 _HIDDEN = ("/home", "/root", "/run/user")  # what the unit's ProtectHome=yes hides from the service
 

@@ -12,6 +12,7 @@ DEFAULT_SYSMENU = "/usr/local/bin/sysmenu"
 DEFAULT_CONFIG = "/etc/sysmenu/config.yaml"
 DEFAULT_DATA_DIR = "/var/lib/sysmenu"
 SERVICE_USER = "sysmenu"
+DEFAULT_VENV = "/opt/sysmenu"  # where `sysmenu service install` puts a venv of its own
 
 _UNIT = """\
 # sysmenu as a hardened system service (see docs/security.md).

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..unit import DEFAULT_CONFIG, DEFAULT_VENV, SERVICE_USER
 from .context import Context, pass_ctx
 from .table import echo_table
 
@@ -107,8 +108,7 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
 def _service_options(
     root: str | None, config: str | None, venv: str | None, use_running: bool, user: str | None = None
 ) -> Options:
-    from ..service import DEFAULT_VENV, Options
-    from ..unit import SERVICE_USER
+    from ..service import Options
 
     return Options(
         root=Path(root or "/"),
@@ -158,15 +158,15 @@ dry_option = click.option("--dry-run", is_flag=True, help="Print every step (and
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, exists=True),
-    help="Config to install as /etc/sysmenu/config.yaml (default: keep the installed one, else the demo).",
+    help=f"Config to install as {DEFAULT_CONFIG} (default: keep the installed one, else the demo).",
 )
-@click.option("--venv", help="Install sysmenu into this venv (default /opt/sysmenu).")
+@click.option("--venv", help=f"Install sysmenu into this venv (default {DEFAULT_VENV}).")
 @click.option(
     "--use-running",
     is_flag=True,
     help="Run the sysmenu you are running now instead of a venv of its own.",
 )
-@click.option("--user", help="The service's user (default: sysmenu; created when missing).")
+@click.option("--user", help=f"The service's user (default: {SERVICE_USER}; created when missing).")
 def install(
     root: str | None,
     dry_run: bool,
