@@ -34,6 +34,7 @@ NOBODY = Who()
 GENESIS = "0" * 64
 COLUMNS = ("id", "ts", "event", "user", "auth", "client", "detail", "prev", "hash")
 PRUNED = "audit-pruned"
+MAX_AUDIT_PAGE = 500  # entries one page of GET /api/audit may hold
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

@@ -9,14 +9,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .access import ADMIN
+from .audit import MAX_AUDIT_PAGE
+from .database import MAX_ID
 from .params import int_param, time_param
 from .responses import json_response
 
 if TYPE_CHECKING:
     from .state import State
-
-MAX_PAGE = 500
-MAX_ID = 2**63 - 1
 
 
 class AuditApi:
@@ -31,7 +30,7 @@ class AuditApi:
         `event` (one or several, comma-separated), `limit`, `before` (an id, to page back)."""
         await self.state.require(request, ADMIN)
         params = request.query_params
-        limit = int_param(request, "limit", 100, 1, MAX_PAGE)
+        limit = int_param(request, "limit", 100, 1, MAX_AUDIT_PAGE)
         assert limit is not None
         events = [e.strip() for e in params.get("event", "").split(",") if e.strip()]
         store = self.state.store

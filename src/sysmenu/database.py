@@ -37,6 +37,7 @@ from .models import GROUPS
 
 log = logging.getLogger("sysmenu.store")
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no row
 BUSY_TIMEOUT = 1.5  # seconds a statement waits for another connection's lock, then fails
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -6,11 +6,11 @@ from typing import Any
 
 from . import __version__
 from .access import SOURCES
+from .audit import MAX_AUDIT_PAGE
 from .models import RUN_STATES
 from .openapi_compat import compat_paths
 from .openapi_parts import (
     ERROR,
-    MAX_ID,
     RUN_ID_PARAMETER,
     SINCE_UNTIL,
     SOURCE_PARAMETER,
@@ -18,7 +18,9 @@ from .openapi_parts import (
     components,
     json_body,
     json_content,
+    paging,
 )
+from .runlog import MAX_RUNS_PAGE
 
 
 def openapi_document() -> dict[str, Any]:
@@ -184,16 +186,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                         },
                         *SINCE_UNTIL,
-                        {
-                            "name": "before",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                        },
+                        *paging(MAX_RUNS_PAGE),
                     ],
                     "responses": {
                         "200": json_content(
@@ -224,16 +217,7 @@ def openapi_document() -> dict[str, Any]:
                             "description": "One event or several, comma-separated",
                             "schema": {"type": "string"},
                         },
-                        {
-                            "name": "before",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
-                        },
+                        *paging(MAX_AUDIT_PAGE),
                     ],
                     "responses": {
                         "200": json_content(

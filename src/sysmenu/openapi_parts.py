@@ -6,6 +6,7 @@ from typing import Any
 
 from .access import SOURCES
 from .arguments import TYPES
+from .database import MAX_ID
 
 ERROR = {"$ref": "#/components/responses/Error"}
 SOURCE_PARAMETER = {
@@ -14,7 +15,6 @@ SOURCE_PARAMETER = {
     "required": True,
     "schema": {"type": "string", "enum": list(SOURCES)},
 }
-MAX_ID = 2**63 - 1
 TIME_FORMS = (
     "ISO 8601 (2026-11-24, 2026-11-24T18:30), today, yesterday, now, or an age like 90s, 15m, 2h, 7d, 1w"
 )
@@ -36,6 +36,14 @@ RUN_ID_PARAMETER = {
     "required": True,
     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
 }
+
+
+def paging(max_limit: int) -> list[dict[str, Any]]:
+    """The ``before`` (an id: the page before it) and ``limit`` parameters of a paged list."""
+    return [
+        {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_limit}},
+    ]
 
 
 def json_content(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -27,6 +27,9 @@ def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(**fields)
 
 
+MAX_RUNS_PAGE = 200  # runs one page of GET /api/runs may hold
+
+
 class RunLog:
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -15,20 +15,20 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .access import READ, Grant
 from .auth import FORBIDDEN, Identity, still_valid
+from .database import MAX_ID
 from .errors import BadRequest, Conflict, Forbidden, NotFound, SysmenuError
 from .models import RUN_STATES, RunRecord
 from .openapi import openapi_document
 from .openapi_commands import described
 from .params import int_param, time_param
 from .responses import API_HEADERS, JSON, json_response
+from .runlog import MAX_RUNS_PAGE
 from .runner import Run
 from .verdicts import Verdicts
 
 if TYPE_CHECKING:
     from .state import State
 
-MAX_PAGE = 200
-MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no run
 HEARTBEAT = 15.0  # seconds between SSE comments, so proxies keep the stream open
 CREDENTIAL_CHECK = 2.0  # seconds between checks that a stream's credential is still valid
 
@@ -141,7 +141,7 @@ class RunsApi:
         state = params.get("state")
         if state is not None and state not in RUN_STATES:
             raise BadRequest(f"state must be one of {', '.join(RUN_STATES)}, got {state!r}")
-        limit = int_param(request, "limit", 50, 1, MAX_PAGE)
+        limit = int_param(request, "limit", 50, 1, MAX_RUNS_PAGE)
         before = int_param(request, "before", None, 1, MAX_ID)
         assert limit is not None
         store = self.state.store
