@@ -74,6 +74,16 @@ def test_password_comes_from_a_file_or_the_environment(
     assert MqttSettings("b").password() is None
 
 
+def test_a_password_variable_that_is_not_set_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BROKER_PW", raising=False)
+    with pytest.raises(
+        OSError, match=r"environment variable BROKER_PW \(sysmenu.mqtt.password_env\) is not set"
+    ):
+        MqttSettings("b", password_env="BROKER_PW").password()
+    monkeypatch.setenv("BROKER_PW", "")  # set, if empty: the broker decides
+    assert MqttSettings("b", password_env="BROKER_PW").password() == ""
+
+
 def test_which_commands_are_exposed() -> None:
     config = parse(
         "server:\n  commands:\n    systemShutdownCommand: 'true'\n"

@@ -24,9 +24,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from . import mqtt_topics as topics
+from .mqtt_refusals import refusals
 from .mqtt_settings import MqttSettings
 
 DEFAULT_SENDER = "fleet"
+_ACL = (
+    "does the broker's ACL let this user read and write it? (contrib/mosquitto's lets the"
+    " user fleet: sysmenu.mqtt.username)"
+)
 
 
 @dataclass
@@ -68,7 +73,7 @@ def client(
 ) -> aiomqtt.Client:
     """A client for a controller (v5 unless told), with an identity of its own (never the
     server's). `find_hosts` works on MQTT 3.1.1 too; `run_on` needs v5 (response topics)."""
-    return aiomqtt.Client(
+    mqtt = aiomqtt.Client(
         settings.host,
         settings.port,
         username=settings.username,
@@ -80,6 +85,8 @@ def client(
         tls_context=topics.tls_context(settings),
         socket_options=topics.NO_DELAY,
     )
+    refusals(mqtt)  # watched from the start: what the broker refuses is known at once
+    return mqtt
 
 
 async def _until_marker(
@@ -87,11 +94,22 @@ async def _until_marker(
 ) -> None:
     nonce = secrets.token_bytes(8)
     await mqtt.publish(marker_topic, nonce, qos=1)
-    async with asyncio.timeout(timeout):
-        async for message in mqtt.messages:
-            if message.topic.value == marker_topic and message.payload == nonce:
-                return
-            on_message(message)
+    reason = refusals(mqtt).pop(marker_topic)
+    if reason is not None:
+        raise aiomqtt.MqttError(
+            f"the broker refused this client's message on {marker_topic} ({reason}): {_ACL}"
+        )
+    try:
+        async with asyncio.timeout(timeout):
+            async for message in mqtt.messages:
+                if message.topic.value == marker_topic and message.payload == nonce:
+                    return
+                on_message(message)
+    except TimeoutError:
+        raise aiomqtt.MqttError(
+            f"the broker did not send back this client's message on {marker_topic} within {timeout:g} s:"
+            f" {_ACL}"
+        ) from None
 
 
 async def find_hosts(mqtt: aiomqtt.Client, root: str, sender: str, timeout: float = 10.0) -> dict[str, Host]:
@@ -156,7 +174,28 @@ async def run_on(
         properties.CorrelationData = name.encode()
         topic = topics.request_topic(f"{root}/{name}", source, action, sender)
         await mqtt.publish(topic, b"{}", qos=1, properties=properties)
-    waiting = set(targets)
+        reason = refusals(mqtt).pop(topic)
+        if reason is not None:  # the ACL does not let this user ask that host
+            outcomes[name] = Outcome(name, "refused", error=f"the broker refused the request ({reason})")
+            if progress is not None:
+                progress(outcomes[name])
+    waiting = {name for name in targets if name not in outcomes}
+    if waiting:
+        await _collect(mqtt, waiting, outcomes, sent, timeout, progress)
+    for name in waiting:
+        outcomes[name] = Outcome(name, "no answer")
+    return [outcomes[h.name] for h in hosts]
+
+
+async def _collect(
+    mqtt: aiomqtt.Client,
+    waiting: set[str],
+    outcomes: dict[str, Outcome],
+    sent: float,
+    timeout: float,
+    progress: Callable[[Outcome], None] | None,
+) -> None:
+    """The answers of the hosts in `waiting`, as they come, until all are in or `timeout`."""
     try:
         async with asyncio.timeout(timeout):
             async for message in mqtt.messages:
@@ -168,12 +207,9 @@ async def run_on(
                 if progress is not None:
                     progress(outcome)
                 if not waiting:
-                    break
+                    return
     except TimeoutError:
         pass
-    for name in waiting:
-        outcomes[name] = Outcome(name, "no answer")
-    return [outcomes[h.name] for h in hosts]
 
 
 def _outcome(message: aiomqtt.Message, waiting: set[str], elapsed: float) -> Outcome | None:

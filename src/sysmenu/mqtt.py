@@ -31,6 +31,7 @@ from .invocation import Invocation
 from .logs import RateLimitedLog
 from .models import Who
 from .mqtt_outbox import Outbox, Outgoing
+from .mqtt_refusals import hint, refusals
 from .mqtt_settings import MqttSettings
 from .runner import Run
 
@@ -61,6 +62,7 @@ class MqttLink:
         self._requests: set[asyncio.Task[None]] = set()
         self._published: dict[str, bytes] = {}  # discovery topic -> payload in force
         self._malformed = RateLimitedLog(log)
+        self._refused = RateLimitedLog(log)
         state.runner.observers.append(self)
         state.config_listeners.append(self.on_config)
 
@@ -117,7 +119,7 @@ class MqttLink:
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             s.host,
             s.port,
             username=s.username,
@@ -131,6 +133,13 @@ class MqttLink:
             socket_options=topics.NO_DELAY,
             logger=logging.getLogger("sysmenu.mqtt.client"),
         )
+        refusals(client).reports.append(self._report_refusal)
+        return client
+
+    def _report_refusal(self, topic: str, reason: str) -> None:
+        self._refused.warning(
+            "the MQTT broker refused this host's message on %r (%s): %s", topic, reason, hint(self.settings)
+        )
 
     async def _session(self) -> None:
         """One connection, from CONNACK until it breaks."""
@@ -142,10 +151,11 @@ class MqttLink:
             self._client = client
             self.connections += 1
             log.info(
-                "connected to the MQTT broker %s:%s as %s",
+                "connected to the MQTT broker %s:%s as %s (topics under %s/)",
                 self.settings.host,
                 self.settings.port,
                 self.settings.client_identity(),
+                self.prefix,
             )
             sender = asyncio.create_task(self._send(client))
             try:

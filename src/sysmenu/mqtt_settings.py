@@ -25,6 +25,10 @@ class InvalidSetting(Exception):
     """A value of the section that does not fit; the message says why."""
 
 
+class MissingPassword(OSError):
+    """The broker password cannot be had (an OSError, as an unreadable password file)."""
+
+
 def topic_prefix_check(value: Any) -> str:
     if not isinstance(value, str) or not value.strip("/"):
         raise InvalidSetting("Input should be a topic such as sysmenu/pi-1")
@@ -92,7 +96,12 @@ class MqttSettings:
         if self.password_file is not None:
             return self.password_file.expanduser().read_text(encoding="utf-8").rstrip("\r\n")
         if self.password_env is not None:
-            return os.environ.get(self.password_env)
+            password = os.environ.get(self.password_env)
+            if password is None:  # logging in without one would only be refused, less clearly
+                raise MissingPassword(
+                    f"the environment variable {self.password_env} (sysmenu.mqtt.password_env) is not set"
+                )
+            return password
         return None
 
 

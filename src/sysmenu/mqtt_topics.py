@@ -64,10 +64,17 @@ def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     if not settings.uses_tls:
         return None
     cafile = str(settings.ca_file.expanduser()) if settings.ca_file else None
-    context = ssl.create_default_context(cafile=cafile)
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except OSError as exc:  # ssl's errors name no file
+        raise OSError(f"sysmenu.mqtt.ca_file {cafile}: {exc.strerror or exc}") from None
     context.sslsocket_class = _ClosingSSLSocket
     if settings.cert_file is not None and settings.key_file is not None:
-        context.load_cert_chain(settings.cert_file.expanduser(), settings.key_file.expanduser())
+        cert, key = settings.cert_file.expanduser(), settings.key_file.expanduser()
+        try:
+            context.load_cert_chain(cert, key)
+        except OSError as exc:
+            raise OSError(f"sysmenu.mqtt.cert_file {cert} / key_file {key}: {exc.strerror or exc}") from None
     return context
 
 

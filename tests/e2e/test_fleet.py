@@ -148,3 +148,22 @@ async def test_fleet_needs_a_broker_and_a_choice_of_hosts(broker: Broker, tmp_pa
     )
     _, plain_err = await process.communicate()
     assert process.returncode == 1 and b"no broker configured" in plain_err
+
+
+async def test_a_request_the_broker_refuses_is_listed_as_refused(tmp_path: Path) -> None:
+    # an ACL that lets everyone see the fleet but nobody ask a host to run anything
+    acl = tmp_path / "acl"
+    acl.write_text(
+        "topic read sysmenu/#\ntopic write sysmenu/_fleet/#\ntopic write sysmenu/+/status\n"
+        "topic write sysmenu/+/device\ntopic write sysmenu/+/state/#\ntopic write sysmenu/+/event/#\n"
+    )
+    with mosquitto(tmp_path / "broker", f"acl_file {acl}\n") as broker:
+        async with fleet_of(broker, tmp_path, {"pi-1": True}):
+            code, out, err = await fleet(
+                broker, tmp_path, "run", "custom", "hello", "--all", "--timeout", "60"
+            )
+    assert code == 1
+    assert out.split("\n")[1].split() == ["pi-1", "refused", "-", "-", "the", "broker", "refused", "the",
+                                          "request", "(Not", "authorized)"]  # fmt: skip
+    assert "pi-1: refused" in err  # shown as it happened, not after --timeout
+    assert not (tmp_path / "pi-1.ran").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -12,7 +14,8 @@ import aiomqtt
 import pytest
 
 from tests.e2e.broker import Broker, mosquitto
-from tests.e2e.mqtt_helpers import request, retained, running_app, watcher
+from tests.e2e.mqtt_helpers import WAIT, request, retained, running_app, watcher
+from tests.e2e.server import SYSMENU
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -89,3 +92,56 @@ async def test_wrong_or_no_credentials_are_refused_and_http_goes_on(broker: Brok
         assert app.link.connections == 0 and not app.link.connected.is_set()
     assert "not authori" in error.lower()
     assert "not authorised" in broker.output().lower() or "not authorized" in broker.output().lower()
+
+
+async def test_a_host_whose_user_the_acl_does_not_fit_says_so(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nas's own user and password, but pi-1's topics: the broker takes the login and refuses
+    # every message; the host must not look fine while nothing it says arrives
+    (tmp_path / "nas.pw").write_text("change-me-nas\n")
+    mqtt = broker.mqtt_section(topic_prefix="sysmenu/pi-1", username="nas", password_file=tmp_path / "nas.pw")
+    text = host_config(broker, tmp_path).split("sysmenu:\n")[0] + "sysmenu:\n" + mqtt
+    async with running_app(tmp_path, text) as app:
+        await app.online()
+    refusals = [r.getMessage() for r in caplog.records if "refused this host's message" in r.getMessage()]
+    assert refusals, caplog.text
+    assert "'sysmenu/pi-1/status' (Not authorized)" in refusals[0]
+    assert "user nas" in refusals[0] and "'pi-1'" in refusals[0]
+    assert len(refusals) == 1  # rate-limited: one line, not one per message
+
+
+async def fleet_cli(
+    broker: Broker, tmp: Path, user: str, *args: str, password: bool = True
+) -> tuple[int, str]:
+    """The real `sysmenu fleet ...` as broker user `user` (password change-me-<user> in $FLEET_PW)."""
+    mqtt = broker.mqtt_section(topic_prefix="sysmenu/controller", username=user, password_env="FLEET_PW")
+    (tmp / f"{user}.yaml").write_text(f"sysmenu:\n{mqtt}")
+    env = {k: v for k, v in os.environ.items() if k != "FLEET_PW"}
+    if password:
+        env["FLEET_PW"] = f"change-me-{user}"
+    process = await asyncio.create_subprocess_exec(
+        SYSMENU, "--config", str(tmp / f"{user}.yaml"), "--data-dir", str(tmp / "controller"), "fleet", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    async with asyncio.timeout(WAIT * 2):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
+async def test_fleet_as_a_user_the_acl_does_not_allow_says_why(broker: Broker, tmp_path: Path) -> None:
+    async with running_app(tmp_path, host_config(broker, tmp_path)) as app:
+        await app.online()
+        # Home Assistant's user may not list the fleet (it cannot write the controller's marker):
+        # one line saying so, not an empty error after a wait
+        code, output = await fleet_cli(broker, tmp_path, "homeassistant", "hosts")
+        assert code == 1
+        assert "refused this client's message on sysmenu/_fleet/homeassistant/sync (Not authorized)" in output
+        # without its password variable, the CLI names the variable
+        code, output = await fleet_cli(broker, tmp_path, "fleet", "hosts", password=False)
+        assert code == 1 and "environment variable FLEET_PW (sysmenu.mqtt.password_env) is not set" in output
+        # the fleet user may
+        code, output = await fleet_cli(broker, tmp_path, "fleet", "hosts")
+        assert code == 0 and "pi-1" in output
+    assert "change-me" not in broker.output()

@@ -92,3 +92,19 @@ async def test_a_broker_the_system_cas_do_not_know_is_refused(broker: Broker, tm
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+async def test_tls_files_that_cannot_be_used_are_named(broker: Broker, certs: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.crt"
+    async with running_app(tmp_path, config(broker, ca_file=missing), name="missing") as app:
+        error = await app.refused()
+        r = await app.client.post("/api/system/commands/custom/a", headers={"X-Api-Key": app.key})
+        assert r.status_code == 204
+    assert f"sysmenu.mqtt.ca_file {missing}: No such file or directory" in error
+    wrong_key = {"cert_file": certs / "client.crt", "key_file": certs / "server.key"}
+    async with running_app(
+        tmp_path, config(broker, ca_file=certs / "ca.crt", **wrong_key), name="key"
+    ) as app:
+        error = await app.refused()
+    assert f"sysmenu.mqtt.cert_file {certs / 'client.crt'} / key_file {certs / 'server.key'}" in error
+    assert "key values mismatch" in error
