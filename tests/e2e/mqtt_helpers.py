@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from sysmenu.mqtt import MqttLink
 from sysmenu.state import State
 from sysmenu.store import Store
 from tests.e2e.broker import Broker
+from tests.e2e.server import Server
 
 WAIT = 15.0  # seconds any awaited MQTT step may take before the test fails
 
@@ -119,6 +121,19 @@ async def next_message(client: aiomqtt.Client, topic_filter: str) -> aiomqtt.Mes
             if message.topic.matches(topic_filter):
                 return message
     raise AssertionError("message iteration ended")
+
+
+async def last_will(client: aiomqtt.Client, server: Server, prefix: str) -> tuple[bytes, bytes]:
+    """Kill `server` once `client` has seen it online: the status its last will publishes
+    and the status the broker keeps."""
+    status = f"{prefix}/status"
+    await client.subscribe(status, qos=1)
+    while (await next_message(client, status)).payload != b"online":
+        pass
+    server.process.send_signal(signal.SIGKILL)
+    will = (await next_message(client, status)).payload
+    kept = (await retained(client, status))[status]
+    return bytes(will), kept  # type: ignore[arg-type]
 
 
 async def request(

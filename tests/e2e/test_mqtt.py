@@ -4,7 +4,6 @@ reconnecting, and HTTP untouched by the broker's troubles."""
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from sysmenu.config import parse
 from sysmenu.store import Store
 from tests.e2e.broker import Broker, mosquitto
-from tests.e2e.mqtt_helpers import next_message, request, retained, running_app, watcher
+from tests.e2e.mqtt_helpers import last_will, next_message, request, retained, running_app, watcher
 from tests.e2e.server import Server, free_port, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -264,13 +263,7 @@ def test_availability_goes_offline_by_last_will_when_the_server_is_killed(
 
     async def watch(server: Server) -> tuple[bytes, bytes]:
         async with watcher(broker) as w:
-            await w.subscribe(f"{PREFIX}/status", qos=1)
-            while (await next_message(w, f"{PREFIX}/status")).payload != b"online":
-                pass
-            server.process.send_signal(signal.SIGKILL)
-            will = (await next_message(w, f"{PREFIX}/status")).payload
-            kept = (await retained(w, f"{PREFIX}/status"))[f"{PREFIX}/status"]
-            return bytes(will), kept  # type: ignore[arg-type]
+            return await last_will(w, server, PREFIX)
 
     with running_server(tmp_path / "server", config(broker, tmp_path)) as server:
         will, kept = asyncio.run(watch(server))

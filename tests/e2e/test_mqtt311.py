@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import secrets
-import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from tests.e2e.broker import Broker, mosquitto
 from tests.e2e.mqtt311_proxy import Mqtt311Proxy, mqtt311_only
-from tests.e2e.mqtt_helpers import WAIT, next_message, retained, running_app
+from tests.e2e.mqtt_helpers import WAIT, last_will, next_message, retained, running_app
 from tests.e2e.server import SYSMENU, Server, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -124,13 +123,7 @@ async def test_everything_but_request_response_works_on_mqtt_311(
 def test_last_will_says_offline_on_mqtt_311(proxy: Mqtt311Proxy, tmp_path: Path) -> None:
     async def watch(server: Server) -> tuple[bytes, bytes]:
         async with client311(proxy) as w:
-            await w.subscribe(f"{PREFIX}/status", qos=1)
-            while (await next_message(w, f"{PREFIX}/status")).payload != b"online":
-                pass
-            server.process.send_signal(signal.SIGKILL)
-            will = (await next_message(w, f"{PREFIX}/status")).payload
-            kept = (await retained(w, f"{PREFIX}/status"))[f"{PREFIX}/status"]
-            return bytes(will), kept  # type: ignore[arg-type]
+            return await last_will(w, server, PREFIX)
 
     with running_server(tmp_path / "server", config(proxy, tmp_path)) as server:
         will, kept = asyncio.run(watch(server))
