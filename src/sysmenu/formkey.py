@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import PayloadTooLarge, error_body
-from .responses import json_response
+from .errors import PayloadTooLarge
+from .responses import error_response
 
 FORM = b"application/x-www-form-urlencoded"
 
@@ -38,7 +38,7 @@ class FormKey:
                 if not message.get("more_body", False):
                     break
         except PayloadTooLarge as exc:
-            await json_response(error_body(exc.message), exc.status_code)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
         keys = [(k, v) for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True) if k == "apikey"]
         if keys:

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import error_body
+from .errors import BadRequest
 
 SETTING = "sysmenu.allowed_hosts"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
@@ -113,9 +113,9 @@ class HostGuard:
                     host = value.decode("latin-1")
                     break
             if not check.allows(host):
-                from .responses import json_response
+                from .responses import error_response
 
                 assert host is not None
-                await json_response(error_body(check.refusal(host)), 400)(scope, receive, send)
+                await error_response(BadRequest(check.refusal(host)))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
