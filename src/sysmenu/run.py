@@ -60,6 +60,23 @@ class Run:
         self.ending = "interrupted"
         self.kill_requested.set()
 
+    def not_started(self, why: str) -> None:
+        """The process could not be started: a failed run, `why` on its stderr."""
+        self.stderr.feed(why.encode())
+        self.state = "failed"
+
+    def cancelled(self) -> None:
+        """The runner's task was cancelled (the server stops) before the process ended."""
+        self.state = "interrupted"
+
+    def broken(self) -> None:
+        """A bug in the runner: the run is recorded as failed rather than left running."""
+        self.state = "failed"
+
+    def finished(self) -> None:
+        """The run is over, however it ended: its duration is fixed."""
+        self.duration = time.time() - self.started
+
     def ended(self, ending: Ending) -> None:
         """Take how the process ended as the run's outcome."""
         self.returncode, self.signal = ending.returncode, ending.signal

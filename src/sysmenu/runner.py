@@ -16,7 +16,6 @@ import logging
 import os
 import signal as signals
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -202,8 +201,7 @@ class Runner:
                     lambda: Process(run.stdout, run.stderr, run.feed), argv, env=env, started=started
                 )
             except OSError as exc:
-                run.stderr.feed(f"cannot start {argv[0]}: {exc}\n".encode())
-                run.state = "failed"
+                run.not_started(f"cannot start {argv[0]}: {exc}\n")
                 return
             try:
                 assert run.pid is not None and noted is not None
@@ -221,13 +219,13 @@ class Runner:
             finally:
                 self._close_or_detach(transport, process)
         except asyncio.CancelledError:
-            run.state = "interrupted"
+            run.cancelled()
             if run.pid is not None:
                 killpg(run.pid, signals.SIGKILL)
                 await self.tracker.run(run.id, run.pid).end(0)
         except Exception:  # a bug must still finish the run record
             log.exception("run %s failed inside the runner", run.id)
-            run.state = "failed"
+            run.broken()
         finally:
             await self._finish(run, slot)
 
@@ -248,7 +246,7 @@ class Runner:
             log.warning("cannot record the process of run %s: %s", run.id, exc)
 
     async def _finish(self, run: Run, slot: Slot) -> None:
-        run.duration = time.time() - run.started
+        run.finished()
         if run.pid is not None:
             self.tracker.shells.discard(run.pid)
         try:
