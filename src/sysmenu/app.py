@@ -10,8 +10,10 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -32,9 +34,14 @@ from .reload import ConfigWatcher
 from .responses import EXCEPTION_HANDLERS
 from .retention import prune_forever
 from .runs_api import RunsApi
+from .settings import Retention
 from .state import State
 from .store import Store
 from .web import WebUi
+
+if TYPE_CHECKING:
+    from .appkeys import AppKeys
+    from .mqtt import MqttLink
 
 log = logging.getLogger("sysmenu")
 
@@ -45,6 +52,75 @@ async def _watch_database(db: Database, interval: float = 2.0) -> None:
     while True:
         await asyncio.sleep(interval)
         await db.run(db.check_file)
+
+
+def _data_dir(state: State) -> Path | None:
+    """Where the limiters' state goes: beside the database (the data dir in force,
+    whoever made the store); None for a database in memory."""
+    return None if state.store.db.path == ":memory:" else Path(state.store.db.path).parent
+
+
+async def _recover(state: State, keys: AppKeys) -> None:
+    """Before the first request: what an earlier server left (limiters, runs it did not
+    end, pending key requests) and the API keys."""
+    data_dir = _data_dir(state)
+    if data_dir is not None:
+        handover.restore(data_dir, state.limiters())
+    try:
+        interrupted = await state.runner.recover()
+    except sqlite3.Error as exc:
+        log.error("cannot mark the runs of an earlier server interrupted: %s", exc)
+        interrupted = []
+    if interrupted:
+        log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
+    try:
+        await state.store.db.run(keys.resume)
+    except sqlite3.Error as exc:
+        log.error("cannot resume the pending key requests: %s", exc)
+    accounts = state.store.accounts
+    with contextlib.suppress(sqlite3.Error):  # else the first request with a key loads them
+        await state.store.db.run(accounts.load_keys)
+
+
+def _background(state: State, config: Config) -> list[asyncio.Task[None]]:
+    """The tasks that run beside the requests: the database file's watch, the config's
+    (when it is a file and reloading is on) and the pruning of old runs and audit rows."""
+    tasks = [asyncio.create_task(_watch_database(state.store.db))]
+    interval = config.sysmenu.reload_interval
+    if interval > 0 and os.path.isfile(config.source):
+        tasks.append(asyncio.create_task(ConfigWatcher(state, config.source, interval).watch()))
+
+    def keep() -> tuple[Retention, Retention]:  # the settings in force (a reload changes them)
+        return state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit
+
+    tasks.append(asyncio.create_task(prune_forever(state.store.db.path, keep)))
+    return tasks
+
+
+def _lifespan(
+    state: State, config: Config, keys: AppKeys, mqtt: MqttLink | None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.monitor.start()
+        await _recover(state, keys)
+        tasks = _background(state, config)
+        if mqtt is not None:
+            mqtt.start()
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await state.runner.close()
+            state.monitor.stop()
+            data_dir = _data_dir(state)
+            if data_dir is not None:
+                handover.save(data_dir, state.limiters())
+            if mqtt is not None:  # after the runs: their ends are published, then "offline"
+                await mqtt.stop()
+
+    return lifespan
 
 
 def create_app(config: Config, store: Store | None = None) -> Starlette:
@@ -62,54 +138,8 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     appkeys = AppKeysApi(state)
     health = Health(state.store.db.path, lambda: state.config_state.error, state.monitor)
     metrics = MetricsView(state.metrics, state.runner, health, state.authorize_metrics)
-    # The limiters' state goes beside the database (the data dir in force, whoever made the store).
-    data_dir = None if state.store.db.path == ":memory:" else Path(state.store.db.path).parent
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.monitor.start()
-        if data_dir is not None:
-            handover.restore(data_dir, state.limiters())
-        try:
-            interrupted = await state.runner.recover()
-        except sqlite3.Error as exc:
-            log.error("cannot mark the runs of an earlier server interrupted: %s", exc)
-            interrupted = []
-        if interrupted:
-            log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
-        try:
-            await state.store.db.run(appkeys.keys.resume)
-        except sqlite3.Error as exc:
-            log.error("cannot resume the pending key requests: %s", exc)
-        accounts = state.store.accounts
-        with contextlib.suppress(sqlite3.Error):  # else the first request with a key loads them
-            await state.store.db.run(accounts.load_keys)
-        database = asyncio.create_task(_watch_database(state.store.db))
-        watcher = None
-        interval = config.sysmenu.reload_interval
-        if interval > 0 and os.path.isfile(config.source):
-            watcher = asyncio.create_task(ConfigWatcher(state, config.source, interval).watch())
-        pruner = asyncio.create_task(
-            prune_forever(
-                state.store.db.path, lambda: (state.config.sysmenu.keep_runs, state.config.sysmenu.keep_audit)
-            )
-        )
-        if mqtt is not None:
-            mqtt.start()
-        try:
-            yield
-        finally:
-            pruner.cancel()
-            database.cancel()
-            if watcher is not None:
-                watcher.cancel()
-            await state.runner.close()
-            state.monitor.stop()
-            if data_dir is not None:
-                handover.save(data_dir, state.limiters())
-            if mqtt is not None:  # after the runs: their ends are published, then "offline"
-                await mqtt.stop()
-
+    lifespan = _lifespan(state, config, appkeys.keys, mqtt)
     routes = [
         Route("/api/version", system.version, methods=["GET"]),
         Route("/api/server", system.server, methods=["GET"]),
