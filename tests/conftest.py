@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,16 +89,33 @@ class Env:
         return {"X-Api-Key": key or self.admin_key}
 
 
+@functools.cache
+def parsed(text: str) -> Config:
+    """`text` parsed once per session (a Config is immutable: each app may share it)."""
+    return with_test_host(parse(text, "test.yaml"))
+
+
+@pytest.fixture(scope="session")
+def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file with the schema and nothing else, made once by this code's Store."""
+    path = tmp_path_factory.mktemp("schema") / "sysmenu.db"
+    Store(path).close()
+    return path
+
+
 @pytest.fixture
-async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
-    """The app on CONFIG (or the text of a `@pytest.mark.config(...)` marker)."""
+async def env(request: pytest.FixtureRequest, tmp_path: Path, empty_database: Path) -> AsyncIterator[Env]:
+    """The app on CONFIG (or the text of a `@pytest.mark.config(...)` marker), on a real
+    Store over a copy of `empty_database` (opening it checks and completes the schema as
+    at any start-up; the tests that build their own Store make fresh ones)."""
     marker = request.node.get_closest_marker("config")
     text = marker.args[0] if marker else CONFIG
+    shutil.copyfile(empty_database, tmp_path / "sysmenu.db")
     store = Store(tmp_path / "sysmenu.db")
     store.accounts.add_user("admin", ["admins"])
     store.accounts.add_user("bob", ["users"])
     admin_key, user_key = store.accounts.create_key("admin"), store.accounts.create_key("bob")
-    app = create_app(with_test_host(parse(text, "test.yaml")), store)
+    app = create_app(parsed(text), store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -46,10 +47,16 @@ def _sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes
     return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
+@functools.cache
+def plain_openapi() -> bytes:
+    """The document anyone may read, built when first asked for (once per process: it
+    depends on nothing but this code), not at start-up."""
+    return json.dumps(openapi_document()).encode()
+
+
 class RunsApi:
     def __init__(self, state: State) -> None:
         self.state = state
-        self._openapi = json.dumps(openapi_document()).encode()
         self.verdicts = Verdicts()
         self._described: tuple[object, bytes] | None = None  # (catalogue, its document)
 
@@ -71,7 +78,7 @@ class RunsApi:
         try:
             await self.state.require(request, "SYSTEM")
         except SysmenuError:  # no key, a wrong one, a limited address: the plain document
-            return Response(self._openapi, media_type=JSON, headers=API_HEADERS)
+            return Response(plain_openapi(), media_type=JSON, headers=API_HEADERS)
         catalogue = self.state.catalogue
         if self._described is None or self._described[0] is not catalogue:
             self._described = (catalogue, json.dumps(described(catalogue)).encode())
