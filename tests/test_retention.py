@@ -99,17 +99,25 @@ async def test_pruning_under_load_fails_no_request(env: Env) -> None:
     it ends with what it should keep."""
     db = Path(env.store.db.path)
     make_runs(db, 5000)
+    # 4500 to go in 6 batches, each followed by production's pause (longer batches than
+    # production's 50 runs hold the lock longer: harder on the requests, not easier).
     pruning = asyncio.ensure_future(
-        asyncio.to_thread(prune, str(db), Retention(None, 500), Retention(None, None), 250)
+        asyncio.to_thread(prune, str(db), Retention(None, 500), Retention(None, None), 750)
     )
     answers: list[int] = []
-    # Requests while the prune runs, bounded: runs arriving faster than a loaded machine
-    # prunes them would otherwise keep it going for ever.
-    while (not pruning.done() and len(answers) < 600) or len(answers) < 20:
+    probe = sqlite3.connect(db)  # a reader: never in the way of the writers
+
+    def first_runs_left() -> int:
+        return int(probe.execute("SELECT count(*) FROM runs WHERE id <= 5000").fetchone()[0])
+
+    # Requests while the prune runs, until it has gone through the first 4500 (then it
+    # only follows the runs these requests add: they would keep it going for ever).
+    while (not pruning.done() and len(answers) < 1000 and first_runs_left() > 500) or len(answers) < 20:
         r = await env.client.get("/api/runs", params={"limit": 5}, headers=env.auth())
         answers.append(r.status_code)
         r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
         answers.append(r.status_code)
+    probe.close()
     pruned = await pruning
     assert set(answers) == {200, 204}, [a for a in answers if a not in (200, 204)]
     # the newest 500 finished runs stay, what ran during the prune among them (the
