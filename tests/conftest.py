@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path, empty_database: Pa
     at any start-up; the tests that build their own Store make fresh ones)."""
     marker = request.node.get_closest_marker("config")
     text = marker.args[0] if marker else CONFIG
+    text = text.replace("{tmp}", str(tmp_path))  # e.g. a gate file the test creates
     shutil.copyfile(empty_database, tmp_path / "sysmenu.db")
     store = Store(tmp_path / "sysmenu.db")
     store.accounts.add_user("admin", ["admins"])
@@ -121,3 +123,12 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path, empty_database: Pa
         async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as client:
             yield Env(client, store, admin_key, user_key, tmp_path, app)
     store.close()
+
+
+async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait (polling, bounded) until `condition()` holds: for a state the test cannot await."""
+    for _ in range(int(within / 0.005)):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"not within {within:g} s")

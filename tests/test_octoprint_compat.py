@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from sysmenu.auth import FORBIDDEN
-from tests.conftest import Env
+from tests.conftest import Env, until
 
 pytestmark = pytest.mark.anyio
 
@@ -225,11 +225,11 @@ system:
   actions:
     - action: slow_async
       name: Slow, async
-      command: "mkdir lock-a && sleep 0.3 && rmdir lock-a"
+      command: "mkdir lock-a && until [ -e {tmp}/go ]; do sleep 0.01; done && rmdir lock-a"
       async: true
     - action: slow_sync
       name: Slow, sync
-      command: "mkdir lock-s && sleep 0.3 && rmdir lock-s"
+      command: "mkdir lock-s && until [ -e {tmp}/go ]; do sleep 0.01; done && rmdir lock-s"
     - action: refuses
       name: Refuses a second run
       command: "sleep 0.3"
@@ -247,9 +247,12 @@ async def test_default_is_one_at_a_time_queued(env: Env, monkeypatch: pytest.Mon
     second = await env.client.post(url + "slow_async", headers=env.auth())
     assert (first.status_code, second.status_code) == (204, 204)
     assert len(env.store.runs.list(action="slow_async")) == 1  # the second waits for its turn
-    results = await asyncio.gather(
-        *(env.client.post(url + "slow_sync", headers=env.auth()) for _ in range(2))
-    )
+    posts = [asyncio.create_task(env.client.post(url + "slow_sync", headers=env.auth())) for _ in range(2)]
+    runner = env.app.state.sysmenu.runner  # type: ignore[union-attr]
+    # one run of each command, the second of each waiting for its turn until the gate opens
+    await until(lambda: len(runner.running) == 2 and runner.slots.waiting == 2)
+    (env.tmp / "go").touch()
+    results = await asyncio.gather(*posts)
     assert [r.status_code for r in results] == [204, 204]
     for _ in range(100):
         runs = env.store.runs.list(action="slow_async")

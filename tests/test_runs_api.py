@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import CONFIG, Env
+from tests.conftest import CONFIG, Env, until
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +20,7 @@ SLOW = (
       queue: false
     - action: queued
       name: Queued
-      command: "sleep 0.2"
+      command: "until [ -e {tmp}/go ]; do sleep 0.01; done"
       queue: true
     - action: short
       name: Short timeout
@@ -128,8 +128,13 @@ async def test_second_request_while_running_is_409_naming_the_run(env: Env) -> N
 @pytest.mark.config(SLOW)
 async def test_queue_true_waits_instead_of_409(env: Env) -> None:
     url = "/api/system/commands/custom/queued"
-    results = await asyncio.gather(*(env.client.post(url, headers=env.auth()) for _ in range(3)))
+    posts = [asyncio.create_task(env.client.post(url, headers=env.auth())) for _ in range(3)]
+    runner = env.app.state.sysmenu.runner  # type: ignore[union-attr]
+    await until(lambda: len(runner.running) == 1 and runner.slots.waiting == 2)  # one runs, two wait
+    (env.tmp / "go").touch()
+    results = await asyncio.gather(*posts)
     assert [r.status_code for r in results] == [204, 204, 204]
+    assert [r.state for r in env.store.runs.list(action="queued")] == ["ok"] * 3
 
 
 @pytest.mark.config(SLOW)
@@ -171,16 +176,18 @@ async def test_idempotency_key_reused_for_another_command_is_422(env: Env) -> No
 @pytest.mark.config(SLOW)
 async def test_parallel_requests_with_one_key_start_one_run(env: Env) -> None:
     """Ten at once to a queued command that is busy: one run, ten answers (the first run's)."""
-    busy = await env.client.post("/api/system/commands/custom/queued", headers=env.auth())
-    assert busy.status_code == 204
-    blocker = asyncio.create_task(env.client.post("/api/system/commands/custom/queued", headers=env.auth()))
+    url = "/api/system/commands/custom/queued"
+    runner = env.app.state.sysmenu.runner  # type: ignore[union-attr]
+    blocker = asyncio.create_task(env.client.post(url, headers=env.auth()))  # runs until the gate opens
+    await until(lambda: len(runner.running) == 1)
     headers = env.auth() | {"Idempotency-Key": "burst"}
-    answers = await asyncio.gather(
-        *(env.client.post("/api/system/commands/custom/queued", headers=headers) for _ in range(10))
-    )
+    burst = [asyncio.create_task(env.client.post(url, headers=headers)) for _ in range(10)]
+    await until(lambda: runner.slots.waiting == 1)  # the first with the key waits its turn
+    (env.tmp / "go").touch()
+    answers = await asyncio.gather(*burst)
     assert [r.status_code for r in answers] == [204] * 10
     assert (await blocker).status_code == 204
-    assert len(env.store.runs.list(action="queued")) == 3  # the first, the blocker, one for the key
+    assert len(env.store.runs.list(action="queued")) == 2  # the blocker, one for the key
     r = await env.client.post("/api/system/commands/custom/hello", headers=headers)
     assert r.status_code == 422
 
