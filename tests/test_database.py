@@ -116,7 +116,7 @@ async def test_a_locked_database_delays_only_what_needs_it(tmp_path: Path) -> No
 
 
 async def test_a_database_locked_too_long_is_503_for_that_request(tmp_path: Path) -> None:
-    async with locked(tmp_path, busy_timeout=0.2) as (env, holder):
+    async with locked(tmp_path, busy_timeout=0.05) as (env, holder):
         r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
         assert r.status_code == 503
         assert "database" in r.json()["error"]
