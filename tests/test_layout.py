@@ -4,6 +4,9 @@ functions count too), and no module past 400 lines."""
 from __future__ import annotations
 
 import ast
+import functools
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import sysmenu
@@ -40,13 +43,15 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
-def graph() -> dict[str, set[str]]:
+@functools.cache
+def graph() -> dict[str, frozenset[str]]:
+    """Module -> the package's modules it imports (parsed once per session)."""
     mods = modules()
     known = set(mods)
-    return {name: imports(name, path, known) for name, path in mods.items()}
+    return {name: frozenset(imports(name, path, known)) for name, path in mods.items()}
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+def cycles(edges: Mapping[str, AbstractSet[str]]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
