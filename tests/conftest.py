@@ -96,27 +96,39 @@ def parsed(text: str) -> Config:
     return with_test_host(parse(text, "test.yaml"))
 
 
+@dataclass(frozen=True)
+class Seed:
+    """A database file as the `env` fixture starts from, and its two keys."""
+
+    path: Path
+    admin_key: str
+    user_key: str
+
+
 @pytest.fixture(scope="session")
-def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database file with the schema and nothing else, made once by this code's Store."""
-    path = tmp_path_factory.mktemp("schema") / "sysmenu.db"
-    Store(path).close()
-    return path
-
-
-@pytest.fixture
-async def env(request: pytest.FixtureRequest, tmp_path: Path, empty_database: Path) -> AsyncIterator[Env]:
-    """The app on CONFIG (or the text of a `@pytest.mark.config(...)` marker), on a real
-    Store over a copy of `empty_database` (opening it checks and completes the schema as
-    at any start-up; the tests that build their own Store make fresh ones)."""
-    marker = request.node.get_closest_marker("config")
-    text = marker.args[0] if marker else CONFIG
-    text = text.replace("{tmp}", str(tmp_path))  # e.g. a gate file the test creates
-    shutil.copyfile(empty_database, tmp_path / "sysmenu.db")
-    store = Store(tmp_path / "sysmenu.db")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
+    """The schema, user admin (admins) and user bob (users) with a key each: made once per
+    session by this code's Store, copied for each test."""
+    path = tmp_path_factory.mktemp("seed") / "sysmenu.db"
+    store = Store(path)
     store.accounts.add_user("admin", ["admins"])
     store.accounts.add_user("bob", ["users"])
     admin_key, user_key = store.accounts.create_key("admin"), store.accounts.create_key("bob")
+    store.close()
+    return Seed(path, admin_key, user_key)
+
+
+@pytest.fixture
+async def env(request: pytest.FixtureRequest, tmp_path: Path, seed: Seed) -> AsyncIterator[Env]:
+    """The app on CONFIG (or the text of a `@pytest.mark.config(...)` marker), on a real
+    Store over a copy of `seed` (opening it checks and completes the schema as at any
+    start-up; the tests that build their own Store make fresh ones)."""
+    marker = request.node.get_closest_marker("config")
+    text = marker.args[0] if marker else CONFIG
+    text = text.replace("{tmp}", str(tmp_path))  # e.g. a gate file the test creates
+    shutil.copyfile(seed.path, tmp_path / "sysmenu.db")
+    store = Store(tmp_path / "sysmenu.db")
+    admin_key, user_key = seed.admin_key, seed.user_key
     app = create_app(parsed(text), store)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 40000))
