@@ -66,24 +66,37 @@ E2E = Path(__file__).parent / "e2e"
 WORKERS = 2  # the machine's cores; more workers only add start-up
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """How many processes `-n auto` (pyproject's addopts) runs the tests on: WORKERS for
-    a run of whole directories of in-process tests (e.g. ``pytest tests
-    --ignore=tests/e2e``), file by file (``--dist loadfile``: a file's tests never run
-    at the same time); one process (no xdist) when the run may take in tests/e2e (real
-    servers, Chromium, Mosquitto, load, soak and leak checks run one at a time, as
-    before), when it names only files or tests (starting workers costs more than it
-    saves), and with -s."""
-    if config.option.capture == "no":
-        return 0
-    ignored = {Path(p).resolve() for p in config.option.ignore or ()}
-    paths = [Path(a.split("::")[0]).resolve() for a in config.args] or [Path(config.rootpath, "tests")]
-    if not any(p.is_dir() for p in paths):
-        return 0
-    e2e = E2E.resolve()
-    if e2e not in ignored and any(p == e2e or p in e2e.parents for p in paths if p.is_dir()):
-        return 0
-    return WORKERS
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if pluginmanager.hasplugin("xdist"):
+        pluginmanager.register(Workers(), "sysmenu-workers")
+    else:  # a venv made before pytest-xdist joined the test extra (./scripts/test installs
+        # it), or -p no:xdist: pyproject's addopts still parse, the run takes one process
+        group = parser.getgroup("xdist", "pytest-xdist is not installed: one process")
+        group.addoption("--numprocesses", default=None, help="ignored without pytest-xdist")
+        group.addoption("--dist", default="no", help="ignored without pytest-xdist")
+
+
+class Workers:
+    """How many processes `--numprocesses=auto` (pyproject's addopts) runs the tests on."""
+
+    @staticmethod
+    def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+        """WORKERS for a run of whole directories of in-process tests (e.g. ``pytest tests
+        --ignore=tests/e2e``), file by file (``--dist=loadfile``: a file's tests never run
+        at the same time); one process (no xdist) when the run may take in tests/e2e (real
+        servers, Chromium, Mosquitto, load, soak and leak checks run one at a time, as
+        before), when it names only files or tests (starting workers costs more than it
+        saves), and with -s."""
+        if config.option.capture == "no":
+            return 0
+        ignored = {Path(p).resolve() for p in config.option.ignore or ()}
+        paths = [Path(a.split("::")[0]).resolve() for a in config.args] or [Path(config.rootpath, "tests")]
+        if not any(p.is_dir() for p in paths):
+            return 0
+        e2e = E2E.resolve()
+        if e2e not in ignored and any(p == e2e or p in e2e.parents for p in paths if p.is_dir()):
+            return 0
+        return WORKERS
 
 
 TEST_HOST = "example.com"  # the in-process client's host
