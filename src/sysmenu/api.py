@@ -10,10 +10,10 @@ from urllib.parse import parse_qs
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from . import __version__
+from . import OCTOPRINT_VERSION, __version__
 from .access import SOURCES, SYSTEM, Grant
 from .arguments import Value, check_values
-from .auth import FORBIDDEN, Identity
+from .auth import FORBIDDEN, STALE_CREDENTIALS, Identity
 from .catalogue import CommandSpec
 from .config_actions import DIVIDER
 from .errors import BadRequest, CommandFailed, Forbidden, NotFound, Unprocessable
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sysmenu.api")
 API_VERSION = "0.1"
-OCTOPRINT_VERSION = "1.11.8"  # the OctoPrint release whose API sysmenu answers as
-STALE_CREDENTIALS = "This command needs your password, checked within the last 5 minutes: log in again"
 
 
 class SystemApi:

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .api import STALE_CREDENTIALS
 from .appkeys import MAX_APP_NAME, AppKeys, RequestRefused
+from .auth import STALE_CREDENTIALS
 from .errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from .models import Who
 from .responses import NO_CONTENT, json_response

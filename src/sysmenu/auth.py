@@ -29,6 +29,9 @@ MAX_KEY_LENGTH = 256
 SESSION_COOKIE = "sysmenu_session"  # + cookie_suffix(); HttpOnly
 CSRF_COOKIE = "csrf_token"  # + cookie_suffix(); OctoPrint's name, read by its JavaScript client
 FRESH_WINDOW = 300.0  # a session's password check counts as fresh this long (as OctoPrint)
+STALE_CREDENTIALS = (
+    f"This command needs your password, checked within the last {FRESH_WINDOW / 60:g} minutes: log in again"
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -25,8 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import __version__, auth
-from .api import OCTOPRINT_VERSION
+from . import OCTOPRINT_VERSION, __version__, auth
 from .errors import BadRequest, Conflict, UnsupportedMediaType
 from .hostinfo import lan_address
 from .responses import NO_CONTENT, json_response
