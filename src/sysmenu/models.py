@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import TypedDict
 
 from .access import BUILTIN_GROUPS, PERMISSIONS
 
-__all__ = ["GROUPS", "PERMISSIONS", "RUN_STATES", "ApiKey", "RunRecord", "Session", "User", "Who"]
+__all__ = ["GROUPS", "PERMISSIONS", "RUN_STATES", "ApiKey", "Leftover", "RunRecord", "Session", "User", "Who"]
 
 # The built-in groups, as the database holds them (declared in access.py).
 GROUPS: dict[str, tuple[str, ...]] = {name: tuple(sorted(p)) for name, p in BUILTIN_GROUPS.items()}
@@ -54,6 +55,14 @@ class Session:
     csrf: str
     created: float
     password_at: float  # when the password was last checked (login)
+
+
+class Leftover(TypedDict):
+    """A process a run left running at its normal end (killed, with ``leftovers: kill``)."""
+
+    pid: int
+    command: str
+    killed: bool
 
 
 # The fields of a run that clients see, in the order the API shows them.
@@ -107,9 +116,8 @@ class RunRecord:
     idempotency_key: str | None = None
     arguments: Mapping[str, object] | None = None  # the values given, secrets masked
     arguments_digest: str | None = None  # salted digest of all values (secrets too)
-    # background processes left running (or killed, with `leftovers: kill`) at a normal
-    # end: [{"pid", "command", "killed"}]; None when not loaded (listings)
-    leftovers: list[dict[str, object]] | None = None
+    # background processes left running (or killed) at a normal end; None when not loaded (listings)
+    leftovers: list[Leftover] | None = None
 
     def public(self) -> dict[str, object]:
         """What the API shows of the run: no private columns, output only if loaded."""

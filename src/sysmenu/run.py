@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from .catalogue import CommandSpec
 from .feed import Chunk, OutputFeed
 from .invocation import Invocation
-from .models import RunRecord, Who
+from .models import Leftover, RunRecord, Who
 from .output import Output
 from .supervision import Ending
 
@@ -35,7 +34,7 @@ class Run:
         self.signal: int | None = None
         self.duration: float | None = None
         self.pid: int | None = None
-        self.leftovers: list[dict[str, Any]] = []  # background processes at its end
+        self.leftovers: list[Leftover] = []  # background processes at its end
         self.stdout = Output(limit)
         self.stderr = Output(limit)
         self.feed = OutputFeed(limit)

@@ -16,9 +16,10 @@ import os
 import signal as signals
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from .feed import OutputFeed
+from .models import Leftover
 from .output import Output
 from .tracker import RunProcesses
 
@@ -115,7 +116,7 @@ class Ending:
     returncode: int | None
     signal: int | None
     timed_out: bool
-    leftovers: list[dict[str, Any]] = field(default_factory=list)  # see RunProcesses.settle
+    leftovers: list[Leftover] = field(default_factory=list)  # see RunProcesses.settle
 
 
 async def supervise(
@@ -141,7 +142,7 @@ async def supervise(
     finally:
         killer.cancel()
         exited.cancel()
-    leftovers: list[dict[str, Any]] = []
+    leftovers: list[Leftover] = []
     if ended_by_us or kill.is_set():  # nothing it started may stay
         await processes.end(grace())
         await wait_event(process.closed, pipe_grace)

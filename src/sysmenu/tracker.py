@@ -13,9 +13,9 @@ import logging
 import os
 import signal as signals
 import time
-from typing import Any
 
 from . import procs
+from .models import Leftover
 
 log = logging.getLogger("sysmenu.runner")
 
@@ -116,12 +116,12 @@ class RunProcesses:
             return False
         return bool({proc.pid for proc in procs.adopted_children(tracker.shells)} - tracker.left)
 
-    async def settle(self, pipes_open: bool, grace: float) -> list[dict[str, Any]]:
+    async def settle(self, pipes_open: bool, grace: float) -> list[Leftover]:
         """The command ended by itself: what it left running is recorded and left alone,
         as a shell leaves it, or ended (``leftovers: kill``). The record of each process."""
         found = self.find() if self.may_have_left(pipes_open) else []
         kill = self.leftovers == "kill"
-        left = [{"pid": p.pid, "command": procs.command_line(p.pid), "killed": kill} for p in found]
+        left = [Leftover(pid=p.pid, command=procs.command_line(p.pid), killed=kill) for p in found]
         if found and kill:
             await self.end(grace)
         elif found:
