@@ -86,6 +86,16 @@ async def test_address_and_data_dir_wait_for_a_restart(app: State, tmp_path: Pat
     assert app.config_state.pending_restart == {}
 
 
+async def test_settings_read_at_start_up_wait_for_a_restart(app: State, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    watcher = ConfigWatcher(app, str(path), 1)
+    replace(path, "sysmenu:\n  log_level: debug\n  header_timeout: 3\n  default_timeout: 7\n" + GOOD)
+    await watcher.check()
+    assert (app.config.sysmenu.log_level, app.config.sysmenu.header_timeout) == ("info", 10.0)
+    assert app.runner.default_timeout == 7  # the others take effect at once
+    assert app.config_state.pending_restart == {"log_level": "debug", "header_timeout": 3}
+
+
 async def test_data_dir_given_on_the_command_line_is_no_change(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sysmenu.checks import Invalid
 from sysmenu.cli import main
 from sysmenu.config import SETTINGS_KEYS, parse
-from sysmenu.settings import DECLARATIONS, Settings, plain, section
+from sysmenu.settings import DECLARATIONS, RESTART_KEYS, Settings, plain, section
 
 README = Path(__file__).parent.parent / "README.md"
 ROW = re.compile(r"^\| `sysmenu\.(\w+)` \| ([^|]+?) \| (.*) \|$")
@@ -32,6 +32,13 @@ def readme_rows() -> list[tuple[str, str, str]]:
 
 def test_readme_table_says_what_the_declarations_say() -> None:
     assert readme_rows() == [(d.name, d.default, d.help) for d in DECLARATIONS]
+
+
+def test_readme_names_the_settings_read_at_start_up_only() -> None:
+    text = " ".join(README.read_text().split())
+    start = text.index("Read at start-up only: ")
+    sentence = text[start : text.index(". ", start)]
+    assert re.findall(r"`sysmenu\.(\w+)`", sentence) == list(RESTART_KEYS)
 
 
 def test_every_declared_setting_is_validated_and_nothing_else() -> None:

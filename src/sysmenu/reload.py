@@ -30,7 +30,7 @@ from .audit import NOBODY
 from .catalogue import Catalogue
 from .config import Config, load, parse
 from .errors import ConfigError
-from .state import RESTART_KEYS
+from .settings import RESTART_KEYS
 
 if TYPE_CHECKING:
     from .state import State

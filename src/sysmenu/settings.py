@@ -53,11 +53,12 @@ def section(value: Any) -> Any:
     return value
 
 
-def setting(default: _T, check: Check, help: str, *, shown: str | None = None) -> _T:
+def setting(default: _T, check: Check, help: str, *, shown: str | None = None, restart: bool = False) -> _T:
     """A field of `Settings`: its default, the check a configured value passes, its help
-    text (Markdown, as the README shows it) and, where the value does not say it, how the
-    default is shown."""
-    metadata = {"check": check, "help": help, "shown": shown}
+    text (Markdown, as the README shows it), where the value does not say it, how the
+    default is shown, and whether it is read at start-up only (`restart`: a config reload
+    leaves it as it was and reports the change as waiting for a restart)."""
+    metadata = {"check": check, "help": help, "shown": shown, "restart": restart}
     if isinstance(default, list | dict):
         items = default.copy()
         return cast(_T, dataclasses.field(default_factory=lambda: items.copy(), metadata=metadata))
@@ -68,10 +69,10 @@ def setting(default: _T, check: Check, help: str, *, shown: str | None = None) -
 class Settings:
     """The ``sysmenu:`` section: sysmenu's own settings."""
 
-    host: str = setting("127.0.0.1", string(1), "address to listen on")
-    port: int = setting(DEFAULT_PORT, number(integer=True, ge=1, le=65535), "port to listen on")
+    host: str = setting("127.0.0.1", string(1), "address to listen on", restart=True)
+    port: int = setting(DEFAULT_PORT, number(integer=True, ge=1, le=65535), "port to listen on", restart=True)
     data_dir: Path | None = setting(
-        None, optional(path), "where the SQLite database lives", shown="~/.local/share/sysmenu"
+        None, optional(path), "where the SQLite database lives", shown="~/.local/share/sysmenu", restart=True
     )
     default_timeout: float = setting(
         300.0, number(gt=0), "seconds a command may run when it sets no `timeout`"
@@ -89,27 +90,34 @@ class Settings:
         networks,
         "peers whose `X-Forwarded-*` and `X-Script-Name` headers are believed",
     )
-    log_level: str = setting("info", choice(*LOG_LEVELS), "`debug`, `info`, `warning` or `error`")
+    log_level: str = setting(
+        "info", choice(*LOG_LEVELS), "`debug`, `info`, `warning` or `error`", restart=True
+    )
     log_format: str = setting(
         "text",
         choice(*LOG_FORMATS),
         "`text`: one line per event, `TIME LEVEL LOGGER: MESSAGE` with an ISO 8601 time; `json`: one "
         "JSON object per line (`time`, `level`, `logger`, `message`, and `exception` when there is one)",
+        restart=True,
     )
-    access_log: bool = setting(False, boolean, "one log line per HTTP request (`?apikey=` values are hidden)")
+    access_log: bool = setting(
+        False, boolean, "one log line per HTTP request (`?apikey=` values are hidden)", restart=True
+    )
     reload_interval: float = setting(
         2.0,
         number(ge=0),
         "seconds between checks of the config file for changes (`0`: never); a change that fails "
         "validation is reported and the last good config stays in force",
+        restart=True,
     )
     header_timeout: float = setting(
         10.0,
         number(gt=0),
         "seconds a client may take to send a request's headers and body (slow clients are cut off with 408)",
+        restart=True,
     )
     max_header_bytes: int = setting(
-        32768, number(integer=True, ge=1024), "largest request line plus headers; more gets 431"
+        32768, number(integer=True, ge=1024), "largest request line plus headers; more gets 431", restart=True
     )
     max_connections: int = setting(
         256,
@@ -133,6 +141,7 @@ class Settings:
         30.0,
         number(gt=0),
         "seconds an answer may wait for a client that does not read it before the connection is cut off",
+        restart=True,
     )
     key_failure_limit: int = setting(
         10,
@@ -148,6 +157,7 @@ class Settings:
         "under socket activation only: seconds without a request, an open connection or a running "
         "command after which the server exits cleanly, to be started again by the next connection "
         "(`0`: never; `serve --idle-exit` and `$SYSMENU_IDLE_EXIT` override it)",
+        restart=True,
     )
     metrics_open: bool = setting(
         False, boolean, "`GET /metrics` without a key (else it needs a key with the SYSTEM permission)"
@@ -185,6 +195,7 @@ class Settings:
         section,
         "the MQTT broker to join: see [MQTT](#mqtt-home-assistant-and-a-fleet-of-hosts)",
         shown="none (off)",
+        restart=True,
     )
     allowed_hosts: list[str] = setting(
         [],
@@ -218,6 +229,7 @@ class Declaration:
     default: str
     check: Check
     help: str
+    restart: bool = False  # read at start-up only: a reload leaves it, reported as pending_restart
 
     @property
     def key(self) -> str:
@@ -229,12 +241,16 @@ def _declarations() -> tuple[Declaration, ...]:
     declared = []
     for f in dataclasses.fields(Settings):
         default = f.metadata["shown"] or shown(getattr(defaults, f.name))
-        declared.append(Declaration(f.name, default, f.metadata["check"], f.metadata["help"]))
+        metadata = f.metadata
+        declared.append(
+            Declaration(f.name, default, metadata["check"], metadata["help"], metadata["restart"])
+        )
     return tuple(declared)
 
 
 DECLARATIONS = _declarations()
 BY_NAME: dict[str, Declaration] = {d.name: d for d in DECLARATIONS}
+RESTART_KEYS = tuple(d.name for d in DECLARATIONS if d.restart)  # settings that take effect at the next start
 
 
 def default_of(name: str) -> str:

@@ -23,10 +23,10 @@ from .logins import PasswordChecks
 from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .runner import Runner
+from .settings import RESTART_KEYS
 from .store import Store
 
 log = logging.getLogger("sysmenu")
-RESTART_KEYS = ("host", "port", "data_dir", "mqtt")  # settings that take effect at the next start
 
 
 @dataclass

@@ -19,4 +19,5 @@ def settings(ctx: Context) -> None:
         value = getattr(config.sysmenu, declaration.name)
         in_force = declaration.default if value is None else shown(value)
         click.echo(f"{declaration.key} = {in_force}  (default: {declaration.default})")
-        click.echo(f"    {plain(declaration.help)}")
+        restart = " (read at start-up: a change waits for a restart)" if declaration.restart else ""
+        click.echo(f"    {plain(declaration.help)}{restart}")
