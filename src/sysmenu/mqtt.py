@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -29,6 +29,7 @@ from .catalogue import CommandSpec
 from .errors import SysmenuError
 from .invocation import Invocation
 from .logs import RateLimitedLog
+from .middleware import MAX_BODY
 from .models import Who
 from .mqtt_outbox import Outbox, Outgoing
 from .mqtt_refusals import hint, refusals
@@ -61,6 +62,7 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._published: dict[str, bytes] = {}  # discovery topic -> payload in force
+        self._states: set[str] = set()  # the state topics of the commands offered
         self._malformed = RateLimitedLog(log)
         self._refused = RateLimitedLog(log)
         state.runner.observers.append(self)
@@ -172,7 +174,8 @@ class MqttLink:
 
     def _subscriptions(self) -> list[tuple[str, int]]:
         s = self.settings
-        subscriptions = [(f"{self.prefix}/request/+/+/+", 1)]
+        # its own states too: retained ones of commands no longer offered are removed
+        subscriptions = [(f"{self.prefix}/request/+/+/+", 1), (f"{self.prefix}/state/+/+", 1)]
         if s.discovery:
             subscriptions.append((f"{s.discovery_prefix}/status", 1))
             subscriptions.append((f"{s.discovery_prefix}/+/{s.node}/+/config", 1))
@@ -206,6 +209,10 @@ class MqttLink:
         """Right after connecting: online, what this host offers, discovery."""
         await client.publish(topics.status_topic(self.prefix), b"online", qos=1, retain=True)
         specs = self.exposed()
+        states = {topics.state_topic(self.prefix, s) for s in specs}
+        for topic in self._states - states:  # a command that leaves takes its last state along
+            self.outbox.put(Outgoing(topic, b"", retain=True))
+        self._states = states
         document = topics.device_document(self.settings, specs, self.url)
         await client.publish(topics.device_topic(self.prefix), topics.dumps(document), qos=1, retain=True)
         if self.settings.discovery:
@@ -247,7 +254,11 @@ class MqttLink:
             return
         record = run.record(output=False)
         state = topics.run_state(record)
-        self.outbox.put(Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True))
+        current = self.state.catalogue.get(run.spec.source, run.spec.action)
+        if current is not None and topics.exposed(current, self.settings):  # else it left meanwhile
+            self.outbox.put(
+                Outgoing(topics.state_topic(self.prefix, run.spec), topics.dumps(state), retain=True)
+            )
         if event == "end":
             body = topics.result(self.settings.host_name, record, _output(run))
         else:
@@ -266,7 +277,10 @@ class MqttLink:
                 self._spawn(self._announce(self._client))
             return
         if s.discovery and topics.is_own_discovery(s, topic):
-            self._forget_stale(message, topic)
+            self._forget_stale(message, topic, self._published)
+            return
+        if topics.is_state_topic(self.prefix, topic):
+            self._forget_stale(message, topic, self._states)
             return
         request = topics.parse_request(self.prefix, topic)
         if request is None:
@@ -275,6 +289,11 @@ class MqttLink:
         source, action, sender = request
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         reply_to, correlation = topics.reply_address(message.properties)
+        if len(payload) > MAX_BODY:  # as over HTTP
+            self._malformed.warning("MQTT request on %r dropped: %d bytes", topic[:200], len(payload))
+            if reply_to:
+                self._reply(reply_to, correlation, {"error": "Request body too large", "status": 413})
+            return
         if not topics.valid_request(payload):
             self._malformed.warning("malformed MQTT request on %r dropped", topic[:200])
             if reply_to:
@@ -282,11 +301,11 @@ class MqttLink:
             return
         self._spawn(self._run(source, action, sender, payload, reply_to, correlation))
 
-    def _forget_stale(self, message: aiomqtt.Message, topic: str) -> None:
-        """A retained discovery message of this node that names no command any more
-        (left by an earlier config): remove it."""
-        if message.retain and message.payload and topic not in self._published and self._client:
-            log.info("removing the stale discovery message %s", topic)
+    def _forget_stale(self, message: aiomqtt.Message, topic: str, wanted: Collection[str]) -> None:
+        """A retained discovery or state message of this host that names no command any
+        more (left by an earlier config): remove it. (Its own live messages are not retained.)"""
+        if message.retain and message.payload and topic not in wanted and self._client:
+            log.info("removing the stale retained message %s", topic)
             self._spawn(self._client.publish(topic, b"", qos=1, retain=True))
 
     async def _run(

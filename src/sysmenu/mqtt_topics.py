@@ -104,6 +104,12 @@ def event_topic(prefix: str, spec: CommandSpec) -> str:
     return f"{prefix}/event/{spec.source}/{spec.action}"
 
 
+def is_state_topic(prefix: str, topic: str) -> bool:
+    """Whether `topic` is one of the ``state/<source>/<action>`` topics under `prefix`."""
+    head = f"{prefix}/state/"
+    return topic.startswith(head) and len(topic[len(head) :].split("/")) == 2
+
+
 def request_topic(prefix: str, source: str, action: str, sender: str) -> str:
     return f"{prefix}/request/{source}/{action}/{sender}"
 
@@ -158,6 +164,12 @@ def device_document(settings: MqttSettings, specs: list[CommandSpec], url: str) 
     }
 
 
+def pressable(spec: CommandSpec) -> bool:
+    """Whether a button can run `spec`: a press carries no values, so not when an argument
+    is required (such a command is still offered to requests, which carry them)."""
+    return not any(argument.required for argument in spec.arguments)
+
+
 def discovery(settings: MqttSettings, specs: list[CommandSpec], url: str) -> dict[str, dict[str, Any]]:
     """Home Assistant discovery messages by topic: a button and a last-run sensor per command."""
     prefix, node = settings.prefix, settings.node
@@ -170,16 +182,17 @@ def discovery(settings: MqttSettings, specs: list[CommandSpec], url: str) -> dic
     messages: dict[str, dict[str, Any]] = {}
     for spec in specs:
         obj = object_id(spec)
-        messages[f"{settings.discovery_prefix}/button/{node}/{obj}/config"] = {
-            "name": spec.name,
-            "unique_id": f"sysmenu_{node}_{obj}",
-            "object_id": f"{node}_{obj}",
-            "command_topic": request_topic(prefix, spec.source, spec.action, HA_SENDER),
-            "payload_press": PRESS,
-            "qos": 1,
-            "device": device,
-            **availability,
-        }
+        if pressable(spec):
+            messages[f"{settings.discovery_prefix}/button/{node}/{obj}/config"] = {
+                "name": spec.name,
+                "unique_id": f"sysmenu_{node}_{obj}",
+                "object_id": f"{node}_{obj}",
+                "command_topic": request_topic(prefix, spec.source, spec.action, HA_SENDER),
+                "payload_press": PRESS,
+                "qos": 1,
+                "device": device,
+                **availability,
+            }
         messages[f"{settings.discovery_prefix}/sensor/{node}/{obj}_last_run/config"] = {
             "name": f"{spec.name} last run",
             "unique_id": f"sysmenu_{node}_{obj}_last_run",

@@ -131,12 +131,14 @@ async def test_v5_request_gets_its_answer_with_correlation_data(broker: Broker, 
             unknown = await request(w, f"{PREFIX}/request/custom/nope/alice")
             fresh = await request(w, f"{PREFIX}/request/core/shutdown/alice")
             malformed = await request(w, f"{PREFIX}/request/custom/touch/alice", b"[1, 2")
+            huge = await request(w, f"{PREFIX}/request/custom/touch/alice", b'{"a": "%s"}' % (b"x" * 200_000))
         runs = app.store.runs.list()
     assert failed["host"] == "pi-1" and failed["state"] == "failed" and failed["returncode"] == 5
     assert failed["output"] == "bad\n" and failed["id"] == runs[0].id
     assert runs[0].user == "alice" and len(runs) == 1
     assert hidden["status"] == unknown["status"] == fresh["status"] == 404
     assert malformed["status"] == 400 and "error" in malformed
+    assert huge["status"] == 413 and huge["error"] == "Request body too large"  # as over HTTP
     assert not (tmp_path / "private").exists() and not (tmp_path / "shutdown").exists()
     assert not (tmp_path / "touched").exists()
 
@@ -148,11 +150,21 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
         "      mqtt: true\n"
         "      arguments:\n"
         "        - {name: count, type: int, min: 1, max: 3}\n"
+        "    - action: wave\n"
+        "      command: 'true'\n"
+        "      mqtt: true\n"
+        "      arguments:\n"
+        "        - {name: times, type: int, default: 1}\n"
     )
     topic = f"{PREFIX}/request/custom/greet/alice"
     async with running_app(tmp_path, config(broker, tmp_path, extra=extra)) as app:
         await app.online()
         async with watcher(broker) as w:
+            found = await retained(w, "homeassistant/+/pi-1/+/config")
+            # a press carries no values: no button for a command whose argument is required
+            assert "homeassistant/button/pi-1/custom_greet/config" not in found
+            assert "homeassistant/sensor/pi-1/custom_greet_last_run/config" in found
+            assert "homeassistant/button/pi-1/custom_wave/config" in found  # its argument has a default
             good = await request(w, topic, b'{"arguments": {"count": 2}}')
             greeted = (tmp_path / "greeted").read_text()
             bad = await request(w, topic, b'{"arguments": {"count": 9, "other": 1}}')
@@ -242,6 +254,41 @@ async def test_a_command_that_leaves_the_config_loses_its_entities(broker: Broke
                 if not found:
                     break
         assert found == {}
+
+
+async def test_a_command_that_leaves_the_config_takes_its_last_state_along(
+    broker: Broker, tmp_path: Path
+) -> None:
+    hold = f"""\
+    - action: hold
+      command: "while [ ! -e {tmp_path}/go ]; do sleep 0.05; done"
+      mqtt: true
+"""
+    async with running_app(tmp_path, config(broker, tmp_path, extra=hold)) as app:
+        await app.online()
+        r = await app.client.post("/api/system/commands/custom/fail", headers={"X-Api-Key": app.key})
+        assert r.status_code == 500
+        async with watcher(broker) as w:
+            await w.subscribe(f"{PREFIX}/event/custom/hold", qos=1)
+            await w.publish(f"{PREFIX}/request/custom/hold/alice", b"", qos=1)
+            assert json.loads(bytes((await next_message(w, "#")).payload))["event"] == "start"  # type: ignore[arg-type]
+            for _ in range(500):
+                found = await retained(w, f"{PREFIX}/state/#")
+                if len(found) == 2:
+                    break
+            assert sorted(found) == [f"{PREFIX}/state/custom/fail", f"{PREFIX}/state/custom/hold"]
+            # both leave the config while `hold` still runs: their retained states go too
+            app.state.apply(parse(config(broker, tmp_path, fail="false"), "c.yaml"))
+            for _ in range(500):
+                found = await retained(w, f"{PREFIX}/state/#")
+                if not found:
+                    break
+            assert found == {}
+            # the run goes on and ends (its event says so) without bringing its state back
+            (tmp_path / "go").touch()
+            end = await next_message(w, f"{PREFIX}/event/custom/hold")
+            assert json.loads(bytes(end.payload))["event"] == "end"  # type: ignore[arg-type]
+            assert await retained(w, f"{PREFIX}/state/#") == {}
 
 
 async def test_discovery_is_sent_again_when_home_assistant_comes_online(

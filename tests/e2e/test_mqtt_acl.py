@@ -145,3 +145,24 @@ async def test_fleet_as_a_user_the_acl_does_not_allow_says_why(broker: Broker, t
         code, output = await fleet_cli(broker, tmp_path, "fleet", "hosts")
         assert code == 0 and "pi-1" in output
     assert "change-me" not in broker.output()
+
+
+async def test_a_restarted_host_removes_the_states_of_commands_it_no_longer_offers(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with running_app(tmp_path, host_config(broker, tmp_path)) as app:
+        await app.online()
+        r = await app.client.post("/api/system/commands/custom/touch", headers={"X-Api-Key": app.key})
+        assert r.status_code == 204
+    async with watcher(broker, username="fleet", password="change-me-fleet") as fleet:
+        found = await retained(fleet, "sysmenu/pi-1/state/#", marker_root="sysmenu/_fleet/fleet")
+        assert list(found) == ["sysmenu/pi-1/state/custom/touch"]
+        # restarted without `touch` on MQTT: under contrib's ACL it reads its own states back
+        later = host_config(broker, tmp_path).replace("mqtt: true", "mqtt: false")
+        async with running_app(tmp_path, later, name="later") as app:
+            await app.online()
+            for _ in range(500):
+                found = await retained(fleet, "sysmenu/pi-1/state/#", marker_root="sysmenu/_fleet/fleet")
+                if not found:
+                    break
+    assert found == {}
