@@ -24,7 +24,7 @@ from .metrics import Metrics
 from .ratelimit import FailureLimiter
 from .runner import Runner
 from .settings import RESTART_KEYS
-from .store import Store
+from .store import DATABASE_FILE, Store
 
 log = logging.getLogger("sysmenu")
 
@@ -44,7 +44,7 @@ class State:
     """Everything one running server holds: config, catalogue, store, runner."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
-        self.store = store or Store(config.data_dir() / "sysmenu.db")
+        self.store = store or Store(config.data_dir() / DATABASE_FILE)
         self.runner = Runner.from_settings(self.store.runs, config.sysmenu)
         self.config_state = ConfigState(config.source, time.time())
         self.metrics = Metrics()

@@ -14,6 +14,8 @@ from .database import BUSY_TIMEOUT, Database
 from .runlog import RunLog
 from .sessions import Sessions
 
+DATABASE_FILE = "sysmenu.db"  # in the data directory
+
 
 class Store:
     """One database file and its aggregates, opened together."""

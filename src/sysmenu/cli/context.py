@@ -38,9 +38,9 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from ..store import Store
+            from ..store import DATABASE_FILE, Store
 
-            self._store = Store(self.config.data_dir() / "sysmenu.db")
+            self._store = Store(self.config.data_dir() / DATABASE_FILE)
         return self._store
 
     @property

@@ -121,11 +121,11 @@ def check_config(ctx: Context, file: str) -> None:
 
     from ..catalogue import Catalogue
     from ..config import check_access, load
-    from ..store import Store
+    from ..store import DATABASE_FILE, Store
 
     config = load(file)
     catalogue = Catalogue(config)
-    database = (Path(ctx.data_dir) if ctx.data_dir else config.data_dir()) / "sysmenu.db"
+    database = (Path(ctx.data_dir) if ctx.data_dir else config.data_dir()) / DATABASE_FILE
     if database.is_file():
         store = Store(database)
         try:
