@@ -23,7 +23,7 @@ from .api import SystemApi
 from .appkeys_api import AppKeysApi
 from .audit_api import AuditApi
 from .config import Config
-from .database import Database
+from .database import IN_MEMORY, Database
 from .formkey import FormKey
 from .health import Health
 from .hosts import HostGuard
@@ -57,7 +57,7 @@ async def _watch_database(db: Database, interval: float = 2.0) -> None:
 def _data_dir(state: State) -> Path | None:
     """Where the limiters' state goes: beside the database (the data dir in force,
     whoever made the store); None for a database in memory."""
-    return None if state.store.db.path == ":memory:" else Path(state.store.db.path).parent
+    return None if state.store.db.path == IN_MEMORY else Path(state.store.db.path).parent
 
 
 async def _recover(state: State, keys: AppKeys) -> None:

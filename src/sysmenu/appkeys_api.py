@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .access import ADMIN
 from .appkeys import MAX_APP_NAME, AppKeys, RequestRefused
 from .auth import STALE_CREDENTIALS
 from .errors import BadRequest, Forbidden, NotFound, TooManyRequests
@@ -104,7 +105,7 @@ class AppKeysApi:
         if pending is None:
             raise NotFound(UNKNOWN_REQUEST)
         user = identity.user
-        if pending.user is None and not user.can("ADMIN"):
+        if pending.user is None and not user.can(ADMIN):
             raise Forbidden("Only an admin may decide a key request that names no user")
         if pending.user not in (None, user.name):
             raise NotFound(UNKNOWN_REQUEST)  # another user's: as if it did not exist
@@ -128,5 +129,5 @@ class AppKeysApi:
         keys = [
             {"app_id": k.name, "user_id": k.user, "created": k.created} for k in owned if k.revoked is None
         ]
-        pending = await self.db.run(self.keys.decidable, user.name, user.can("ADMIN"))
+        pending = await self.db.run(self.keys.decidable, user.name, user.can(ADMIN))
         return json_response({"keys": keys, "pending": {p.user_token: p.external() for p in pending}})

@@ -38,6 +38,7 @@ from .models import GROUPS
 log = logging.getLogger("sysmenu.store")
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id names no row
+IN_MEMORY = ":memory:"  # SQLite's name for a database that is no file
 BUSY_TIMEOUT = 1.5  # seconds a statement waits for another connection's lock, then fails
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -124,7 +125,7 @@ class Database:
 
     def __init__(self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = str(path)
-        in_memory = self.path == ":memory:"
+        in_memory = self.path == IN_MEMORY
         if not in_memory:
             private_directory(Path(self.path).parent)
             with suppress(OSError):  # a read-only directory: SQLite says what fails
@@ -193,7 +194,7 @@ class Database:
                 self._watch = self._watcher()
         except sqlite3.Error as exc:
             log.error("cannot open the database %s again: %s", self.path, exc)
-            self.conn = sqlite3.connect(":memory:", check_same_thread=False)  # fails every query
+            self.conn = sqlite3.connect(IN_MEMORY, check_same_thread=False)  # fails every query
             return False
         self.health.reopened()
         return True

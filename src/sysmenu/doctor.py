@@ -25,10 +25,10 @@ from typing import Any
 
 from .catalogue import CommandSpec
 from .commandline import PolkitAction, Step, analyse
+from .environment import DEFAULT_PATH
 from .sudoers_list import nopasswd
 
 PROBE_TIMEOUT = 10.0
-SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default
 _INSTALL = "`sysmenu service install` writes the rules for exactly the configured commands"
 
 
@@ -79,10 +79,10 @@ class Prober:
             raise PermissionError(f"only root can check as user {account.name}")
 
     def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        env = {"LANG": "C", "LC_ALL": "C", "PATH": os.environ.get("PATH", SERVICE_PATH)}
+        env = {"LANG": "C", "LC_ALL": "C", "PATH": os.environ.get("PATH", DEFAULT_PATH)}
         extra: dict[str, Any] = {}
         if self.switch:
-            env["PATH"] = SERVICE_PATH
+            env["PATH"] = DEFAULT_PATH
             a = self.account
             extra = {"user": a.uid, "group": a.gid, "extra_groups": list(a.groups), "cwd": "/"}
         try:
@@ -103,7 +103,7 @@ class Prober:
 
     def which(self, program: str) -> str | None:
         if not self.switch:
-            return shutil.which(program, path=os.environ.get("PATH", SERVICE_PATH))
+            return shutil.which(program, path=os.environ.get("PATH", DEFAULT_PATH))
         result = self.run(["/bin/sh", "-c", 'command -v -- "$1"', "sh", program])
         return result.stdout.strip() or None if result.returncode == 0 else None
 

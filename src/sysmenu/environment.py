@@ -22,7 +22,7 @@ import pwd
 from collections.abc import Mapping
 from functools import cache
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default
 DEFAULT_LANG = "C.UTF-8"
 
 

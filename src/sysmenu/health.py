@@ -24,6 +24,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .database import IN_MEMORY
 from .responses import json_response
 
 MAX_LAG = 1.0  # seconds an event-loop timer may be late before the loop counts as unhealthy
@@ -69,7 +70,7 @@ def probe_store(path: str, timeout: float = LOCK_TIMEOUT) -> str | None:
     """Why the store at `path` cannot take a write now; None when it can.
 
     Blocking (its own short-lived connection): call it off the event loop."""
-    if path == ":memory:":
+    if path == IN_MEMORY:
         return None
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -133,10 +134,10 @@ class Health:
     async def view(self, request: Request) -> Response:
         problems = await self.failing()
         if not problems:
-            return json_response({"status": "ok"}, 200, {"Cache-Control": "no-store"})
+            return json_response({"status": "ok"}, 200)  # no-store, as every API answer
         names = ", ".join(problems)
         return json_response(
             {"status": "fail", "checks": problems, "error": f"Unhealthy: {names}"},
             503,
-            {"Cache-Control": "no-store", "Retry-After": "5"},
+            {"Retry-After": "5"},
         )

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import OCTOPRINT_VERSION, __version__, auth
+from .access import ADMIN, SYSTEM
 from .errors import BadRequest, Conflict, UnsupportedMediaType
 from .hostinfo import lan_address
 from .responses import NO_CONTENT, json_response
@@ -133,7 +134,7 @@ def settings_body(name: str, uuid_: str) -> dict[str, Any]:
 def user_record(identity: auth.Identity) -> dict[str, Any]:
     """The user as a passive login answers it (OctoPrint's login shape, sysmenu's facts)."""
     user = identity.user
-    admin = user.can("ADMIN")
+    admin = user.can(ADMIN)
     return {
         "name": user.name,
         "active": True,
@@ -275,11 +276,11 @@ class OctoPrintCompat:
         return json_response(body)
 
     async def info(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
+        await self.state.require(request, SYSTEM)
         return json_response({"systeminfo": system_info(request)})
 
     async def usage(self, request: Request) -> Response:
-        await self.state.require(request, "SYSTEM")
+        await self.state.require(request, SYSTEM)
         return json_response({"usage": system_usage(self._data_dir())})
 
     def _data_dir(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import audit
+from .database import IN_MEMORY
 from .settings import Retention
 
 log = logging.getLogger("sysmenu.retention")
@@ -120,7 +121,7 @@ async def prune_forever(
     path: str, settings: Callable[[], tuple[Retention, Retention]], interval: float = INTERVAL
 ) -> None:
     """Prune every `interval` seconds with the settings in force (`settings()`), off the loop."""
-    if path == ":memory:":
+    if path == IN_MEMORY:
         return  # no second connection can reach it; nothing lives long there anyway
     await asyncio.sleep(min(FIRST_PASS, interval))
     while True:

@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
-from .access import READ, Grant
+from .access import READ, SYSTEM, Grant
 from .auth import FORBIDDEN, Identity, still_valid
 from .database import MAX_ID
 from .errors import BadRequest, Conflict, Forbidden, NotFound, SysmenuError
@@ -76,7 +76,7 @@ class RunsApi:
         """The API's description; for a caller with SYSTEM, also each command with
         arguments and their schema (anyone else learns no command from it)."""
         try:
-            await self.state.require(request, "SYSTEM")
+            await self.state.require(request, SYSTEM)
         except SysmenuError:  # no key, a wrong one, a limited address: the plain document
             return Response(plain_openapi(), media_type=JSON, headers=API_HEADERS)
         catalogue = self.state.catalogue

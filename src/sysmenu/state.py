@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 
 from . import auth
-from .access import Grant, Policy
+from .access import SYSTEM, Grant, Policy
 from .catalogue import Catalogue
 from .config import Config, check_access, replace
 from .connections import ConnectionCaps
@@ -102,7 +102,7 @@ class State:
     async def authorize_metrics(self, request: Request) -> None:
         """``GET /metrics``: open when configured so, else a caller with SYSTEM."""
         if not self.config.sysmenu.metrics_open:
-            await self.require(request, "SYSTEM")
+            await self.require(request, SYSTEM)
 
     async def identify_any(self, request: Request) -> auth.Identity:
         """Any valid identity, whatever its permissions; else 403 (never 401: clients
