@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sysmenu.hosts import HostCheck, host_name, listens_on_loopback_only, open_to_rebinding
+from sysmenu.hosts import HostCheck, host_name, listens_on_loopback_only, local_url, open_to_rebinding
 from tests.conftest import Env
 
 
@@ -72,3 +72,19 @@ async def test_a_refused_host_is_400_everywhere_including_the_fast_path(env: Env
         assert r.status_code == 400, path
         assert "sysmenu.allowed_hosts" in r.json()["error"]
     assert env.store.runs.list(limit=10) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:5000"),
+        ("", "http://127.0.0.1:5000"),
+        ("::", "http://[::1]:5000"),
+        ("::1", "http://[::1]:5000"),
+        ("192.0.2.7", "http://192.0.2.7:5000"),
+        ("pi.lan", "http://pi.lan:5000"),
+    ],
+)
+def test_the_local_url_of_a_listening_address(host: str, url: str) -> None:
+    """What the doctor and `runs follow` connect to: a wildcard address on loopback."""
+    assert local_url(host, 5000) == url

@@ -271,10 +271,10 @@ def _is_sysmenu(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
     import json
     import urllib.request
 
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-    shown = f"[{shown}]" if ":" in shown else shown
+    from .hosts import local_url
+
     try:
-        with urllib.request.urlopen(f"http://{shown}:{port}/api/openapi.json", timeout=timeout) as response:
+        with urllib.request.urlopen(f"{local_url(host, port)}/api/openapi.json", timeout=timeout) as response:
             return bool(json.load(response).get("info", {}).get("title") == "sysmenu")
     except (OSError, ValueError):
         return False

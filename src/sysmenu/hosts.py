@@ -50,6 +50,13 @@ def is_loopback(name: str) -> bool:
         return False
 
 
+def local_url(host: str, port: int) -> str:
+    """How this machine reaches a server listening on `host`: a wildcard address on
+    loopback (of its family), an IPv6 address in brackets."""
+    reached = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{reached}]:{port}" if ":" in reached else f"http://{reached}:{port}"
+
+
 def listens_on_loopback_only(hosts: list[str]) -> bool:
     """Whether every address in `hosts` (what sysmenu binds to) is a loopback one."""
     return bool(hosts) and all(is_loopback(host_name(h) if h.startswith("[") else h.lower()) for h in hosts)

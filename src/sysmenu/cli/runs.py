@@ -236,10 +236,10 @@ def runs_show(ctx: Context, run_id: int) -> None:
 def runs_follow(ctx: Context, run_id: int, url: str | None, api_key: str | None) -> None:
     """Follow run ID until it ends (live output with an API key; else its stored result)."""
     if api_key:
+        from ..hosts import local_url
+
         settings = ctx.config.sysmenu
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        host = f"[{host}]" if ":" in host else host
-        sys.exit(_follow_http(url or f"http://{host}:{settings.port}", api_key, run_id))
+        sys.exit(_follow_http(url or local_url(settings.host, settings.port), api_key, run_id))
     run = ctx.store.runs.get(run_id)
     if run is None:
         raise click.ClickException(f"no run {run_id}")
