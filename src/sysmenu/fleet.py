@@ -223,8 +223,9 @@ def _outcome(message: aiomqtt.Message, waiting: set[str], elapsed: float) -> Out
         return Outcome(host, "refused", error="unreadable answer", answered_after=elapsed)
     if not isinstance(body, dict):
         return Outcome(host, "refused", error="unreadable answer", answered_after=elapsed)
-    if "error" in body:
-        return Outcome(host, "refused", error=str(body["error"]), answered_after=elapsed)
+    if "error" in body:  # not run: not offered there (404), busy (409), malformed (400)
+        state = "not offered" if body.get("status") == 404 else "refused"
+        return Outcome(host, state, error=str(body["error"]), answered_after=elapsed)
     return Outcome(
         host,
         str(body.get("state")),

@@ -34,6 +34,7 @@ from .models import Who
 from .mqtt_outbox import Outbox, Outgoing
 from .mqtt_refusals import hint, refusals
 from .mqtt_settings import MqttSettings
+from .policy import name_problem
 from .runner import Run
 
 if TYPE_CHECKING:
@@ -294,10 +295,12 @@ class MqttLink:
             if reply_to:
                 self._reply(reply_to, correlation, {"error": "Request body too large", "status": 413})
             return
-        if not topics.valid_request(payload):
+        # who asks becomes the run's user: a user name as any other (no spaces, 64 at most)
+        problem = "Malformed request" if not topics.valid_request(payload) else name_problem(sender)
+        if problem is not None:
             self._malformed.warning("malformed MQTT request on %r dropped", topic[:200])
             if reply_to:
-                self._reply(reply_to, correlation, {"error": "Malformed request", "status": 400})
+                self._reply(reply_to, correlation, {"error": problem, "status": 400})
             return
         self._spawn(self._run(source, action, sender, payload, reply_to, correlation))
 

@@ -123,14 +123,26 @@ async def test_fleet_run_on_a_glob_and_on_all(broker: Broker, tmp_path: Path) ->
 
 
 async def test_hosts_that_cannot_answer_are_listed_as_such(broker: Broker, tmp_path: Path) -> None:
-    async with fleet_of(broker, tmp_path, {"pi-1": True, "nas": False}):
+    offers_nothing = "system:\n  actions:\n    - {action: hello, command: 'true'}\nsysmenu:\n"
+    offers_nothing += broker.mqtt_section(topic_prefix="sysmenu/kiosk")
+    async with (
+        fleet_of(broker, tmp_path, {"pi-1": True, "nas": False}),
+        running_app(tmp_path, offers_nothing, name="kiosk") as kiosk,
+    ):
+        await kiosk.online()
         await a_dead_host(broker, "pi-ghost", b"online")  # says online, never answers
         await a_dead_host(broker, "pi-gone", b"offline")
         code, out, _ = await fleet(
             broker, tmp_path, "run", "custom", "hello", "--all", "--timeout", "1", "--json"
         )
     states = {r["host"]: r["state"] for r in json.loads(out)}
-    assert states == {"nas": "not offered", "pi-1": "ok", "pi-ghost": "no answer", "pi-gone": "offline"}
+    assert states == {
+        "kiosk": "not offered",  # it offers no command at all
+        "nas": "not offered",
+        "pi-1": "ok",
+        "pi-ghost": "no answer",
+        "pi-gone": "offline",
+    }
     assert code == 1
 
 

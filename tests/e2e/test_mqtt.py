@@ -131,6 +131,8 @@ async def test_v5_request_gets_its_answer_with_correlation_data(broker: Broker, 
             unknown = await request(w, f"{PREFIX}/request/custom/nope/alice")
             fresh = await request(w, f"{PREFIX}/request/core/shutdown/alice")
             malformed = await request(w, f"{PREFIX}/request/custom/touch/alice", b"[1, 2")
+            spaced = await request(w, f"{PREFIX}/request/custom/touch/a b")
+            long = await request(w, f"{PREFIX}/request/custom/touch/{'x' * 65}")
             huge = await request(w, f"{PREFIX}/request/custom/touch/alice", b'{"a": "%s"}' % (b"x" * 200_000))
         runs = app.store.runs.list()
     assert failed["host"] == "pi-1" and failed["state"] == "failed" and failed["returncode"] == 5
@@ -138,6 +140,7 @@ async def test_v5_request_gets_its_answer_with_correlation_data(broker: Broker, 
     assert runs[0].user == "alice" and len(runs) == 1
     assert hidden["status"] == unknown["status"] == fresh["status"] == 404
     assert malformed["status"] == 400 and "error" in malformed
+    assert spaced["status"] == long["status"] == 400 and "invalid user name 'a b'" in spaced["error"]
     assert huge["status"] == 413 and huge["error"] == "Request body too large"  # as over HTTP
     assert not (tmp_path / "private").exists() and not (tmp_path / "shutdown").exists()
     assert not (tmp_path / "touched").exists()
