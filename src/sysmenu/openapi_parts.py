@@ -9,6 +9,8 @@ from .arguments import TYPES
 from .database import MAX_ID
 
 ERROR = {"$ref": "#/components/responses/Error"}
+DENIED = {"403": ERROR}
+RUN = {"$ref": "#/components/schemas/Run"}
 SOURCE_PARAMETER = {
     "name": "source",
     "in": "path",
