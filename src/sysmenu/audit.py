@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from .models import Who
 
@@ -185,17 +185,22 @@ def _starts_well(db: sqlite3.Connection, row_id: int, prev: str) -> bool:
     return False
 
 
-def query(
-    db: sqlite3.Connection,
-    *,
-    since: float | None = None,
-    until: float | None = None,
-    user: str | None = None,
-    events: Sequence[str] = (),
-    before: int | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
+class Filters(TypedDict, total=False):
+    """What `query` picks: at or after `since`, before `until`, by `user`, of `events`,
+    older than the entry `before` (an id: the page before it), `limit` entries at most."""
+
+    since: float | None
+    until: float | None
+    user: str | None
+    events: Sequence[str]
+    before: int | None
+    limit: int
+
+
+def query(db: sqlite3.Connection, **filters: Unpack[Filters]) -> list[dict[str, Any]]:
     """Rows newest first, filtered; `before` (an id) pages back."""
+    since, until, user = filters.get("since"), filters.get("until"), filters.get("user")
+    events, before = filters.get("events", ()), filters.get("before")
     where: list[str] = []
     args: list[Any] = []
     if since is not None:
@@ -218,7 +223,7 @@ def query(
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
     rows = []
-    for row in db.execute(sql, (*args, limit)):
+    for row in db.execute(sql, (*args, filters.get("limit", 100))):
         item = dict(zip(("id", "ts", "event", "user", "auth", "client", "detail", "hash"), row, strict=True))
         with contextlib.suppress(ValueError):  # an edited row is shown as it is; `verify` tells
             item["detail"] = json.loads(item["detail"])
@@ -274,20 +279,9 @@ class AuditLog:
         except sqlite3.Error as exc:
             log.error("cannot write the audit log (%s %s by %s): %s", event, detail, who.user, exc)
 
-    def query(
-        self,
-        *,
-        since: float | None = None,
-        until: float | None = None,
-        user: str | None = None,
-        events: Sequence[str] = (),
-        before: int | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    def query(self, **filters: Unpack[Filters]) -> list[dict[str, Any]]:
         """Entries newest first, filtered (see `query`)."""
-        return query(
-            self.db.conn, since=since, until=until, user=user, events=events, before=before, limit=limit
-        )
+        return query(self.db.conn, **filters)
 
     def list(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest entries first, their detail decoded."""
