@@ -175,11 +175,15 @@ class MqttLink:
 
     def _subscriptions(self) -> list[tuple[str, int]]:
         s = self.settings
-        # its own states too: retained ones of commands no longer offered are removed
-        subscriptions = [(f"{self.prefix}/request/+/+/+", 1), (f"{self.prefix}/state/+/+", 1)]
+        # its own states and discovery too: retained ones of commands no longer offered (all
+        # discovery, with `discovery: false`) are removed
+        subscriptions = [
+            (f"{self.prefix}/request/+/+/+", 1),
+            (f"{self.prefix}/state/+/+", 1),
+            (f"{s.discovery_prefix}/+/{s.node}/+/config", 1),
+        ]
         if s.discovery:
             subscriptions.append((f"{s.discovery_prefix}/status", 1))
-            subscriptions.append((f"{s.discovery_prefix}/+/{s.node}/+/config", 1))
         return subscriptions
 
     # -- publishing ---------------------------------------------------------------
@@ -277,7 +281,7 @@ class MqttLink:
                 log.info("Home Assistant is online: discovery sent again")
                 self._spawn(self._announce(self._client))
             return
-        if s.discovery and topics.is_own_discovery(s, topic):
+        if topics.is_own_discovery(s, topic):
             self._forget_stale(message, topic, self._published)
             return
         if topics.is_state_topic(self.prefix, topic):

@@ -259,6 +259,24 @@ async def test_a_command_that_leaves_the_config_loses_its_entities(broker: Broke
         assert found == {}
 
 
+async def test_discovery_turned_off_removes_the_entities_published_before(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with running_app(tmp_path, config(broker, tmp_path)) as app:
+        await app.online()
+    async with watcher(broker) as w:
+        assert len(await retained(w, "homeassistant/#")) == 4
+        async with running_app(
+            tmp_path, config(broker, tmp_path) + "    discovery: false\n", name="off"
+        ) as app:
+            await app.online()
+            for _ in range(500):
+                found = await retained(w, "homeassistant/#", f"{PREFIX}/status")
+                if len(found) == 1:
+                    break
+    assert found == {f"{PREFIX}/status": b"online"}  # no entities left, the host still there
+
+
 async def test_a_command_that_leaves_the_config_takes_its_last_state_along(
     broker: Broker, tmp_path: Path
 ) -> None:
