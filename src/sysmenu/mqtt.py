@@ -214,14 +214,14 @@ class MqttLink:
         """Right after connecting: online, what this host offers, discovery."""
         await client.publish(topics.status_topic(self.prefix), b"online", qos=1, retain=True)
         specs = self.exposed()
-        states = {topics.state_topic(self.prefix, s) for s in specs}
-        for topic in self._states - states:  # a command that leaves takes its last state along
-            self.outbox.put(Outgoing(topic, b"", retain=True))
+        states, gone = {topics.state_topic(self.prefix, s) for s in specs}, self._states
         self._states = states
         document = topics.device_document(self.settings, specs, self.url)
         await client.publish(topics.device_topic(self.prefix), topics.dumps(document), qos=1, retain=True)
         if self.settings.discovery:
             await self._publish_discovery(client, specs)
+        for topic in gone - states:  # a command that left takes its last state along (after
+            self.outbox.put(Outgoing(topic, b"", retain=True))  # its sensor: none reads it empty)
 
     async def _publish_discovery(self, client: aiomqtt.Client, specs: list[CommandSpec]) -> None:
         wanted = {t: topics.dumps(p) for t, p in topics.discovery(self.settings, specs, self.url).items()}
