@@ -15,7 +15,7 @@ import fnmatch
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,8 +154,10 @@ async def run_on(
     action: str,
     timeout: float,
     progress: Callable[[Outcome], None] | None = None,
+    args: Sequence[str] = (),
 ) -> list[Outcome]:
-    """Run source:action on `hosts` at once; every host gets an outcome, in `hosts`' order."""
+    """Run source:action on `hosts` at once; every host gets an outcome, in `hosts`' order.
+    `args` are ``NAME=VALUE`` texts that each host checks against its command's arguments."""
     nonce = secrets.token_hex(6)
     outcomes: dict[str, Outcome] = {}
     targets = []
@@ -167,13 +169,14 @@ async def run_on(
         else:
             targets.append(host.name)
     await mqtt.subscribe(f"{root}/+/response/{sender}/{nonce}", qos=1)
+    payload = topics.dumps({"args": list(args)} if args else {})
     sent = time.monotonic()
     for name in targets:
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.ResponseTopic = f"{root}/{name}/response/{sender}/{nonce}"
         properties.CorrelationData = name.encode()
         topic = topics.request_topic(f"{root}/{name}", source, action, sender)
-        await mqtt.publish(topic, b"{}", qos=1, properties=properties)
+        await mqtt.publish(topic, payload, qos=1, properties=properties)
         reason = refusals(mqtt).pop(topic)
         if reason is not None:  # the ACL does not let this user ask that host
             outcomes[name] = Outcome(name, "refused", error=f"the broker refused the request ({reason})")

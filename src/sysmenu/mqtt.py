@@ -24,7 +24,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from . import mqtt_topics as topics
-from .arguments import check_values
 from .catalogue import CommandSpec
 from .errors import SysmenuError
 from .invocation import Invocation
@@ -334,7 +333,7 @@ class MqttLink:
         who = Who(user=sender, auth="mqtt", client=f"mqtt://{self.settings.host}:{self.settings.port}")
         try:
             # arguments are checked by the code that checks them over HTTP
-            values = check_values(spec.arguments, topics.arguments_of(payload)) if spec.arguments else {}
+            values = topics.request_values(spec, payload)
             invocation = Invocation.of(spec, values)
             run = await self.state.runner.start(spec, who, None, invocation)
         except SysmenuError as exc:

@@ -23,6 +23,7 @@ import ssl
 from typing import Any
 
 from . import __version__
+from .arguments import ArgumentsInvalid, Value, check_values, values_from_text
 from .catalogue import CommandSpec
 from .models import RunRecord
 from .mqtt_settings import MqttSettings, node_id
@@ -244,13 +245,23 @@ def reply_address(properties: Any) -> tuple[str | None, bytes | None]:
     return reply_to, correlation
 
 
-def arguments_of(payload: bytes) -> Any:
-    """The ``arguments`` of a request (a JSON object's, as over HTTP); none in an empty or
-    ``PRESS`` payload."""
+def request_values(spec: CommandSpec, payload: bytes) -> dict[str, Value]:
+    """The checked argument values of a (valid) request: ``{"arguments": {...}}`` as over
+    HTTP, or ``{"args": ["NAME=VALUE", ...]}`` as ``sysmenu run --arg`` takes them (what
+    ``sysmenu fleet run --arg`` sends: the host knows the types). None in an empty or
+    ``PRESS`` payload. `ArgumentsInvalid` (a 400) says what does not fit."""
     text = payload.strip()
-    if not text or text == PRESS.encode():
-        return {}
-    return json.loads(text).get("arguments", {})
+    body = {} if not text or text == PRESS.encode() else json.loads(text)
+    pairs = body.get("args")
+    if pairs is None:
+        return check_values(spec.arguments, body.get("arguments", {})) if spec.arguments else {}
+    if not isinstance(pairs, list) or not all(isinstance(p, str) for p in pairs):
+        raise ArgumentsInvalid({"args": "should be a list of NAME=VALUE texts"})
+    if "arguments" in body:
+        raise ArgumentsInvalid({"args": "and arguments cannot both be given"})
+    if pairs and not spec.arguments:
+        raise ArgumentsInvalid({"args": f"given, but {spec.source}:{spec.action} takes no arguments"})
+    return values_from_text(spec.arguments, pairs)
 
 
 def valid_request(payload: bytes) -> bool:

@@ -179,3 +179,33 @@ async def test_a_request_the_broker_refuses_is_listed_as_refused(tmp_path: Path)
                                           "request", "(Not", "authorized)"]  # fmt: skip
     assert "pi-1: refused" in err  # shown as it happened, not after --timeout
     assert not (tmp_path / "pi-1.ran").exists()
+
+
+async def test_fleet_run_passes_arguments_each_host_checks(broker: Broker, tmp_path: Path) -> None:
+    def host(name: str, most: int) -> str:
+        return (
+            "system:\n  actions:\n    - action: restart\n"
+            f"      command: 'echo restarting $1 on {name}'\n      mqtt: true\n"
+            f"      arguments:\n        - {{name: unit, type: choice, choices: [nginx, cups]}}\n"
+            f"        - {{name: delay, type: int, max: {most}, default: 0}}\n"
+            f"sysmenu:\n{broker.mqtt_section(topic_prefix=f'sysmenu/{name}')}"
+        )
+
+    async with (
+        running_app(tmp_path, host("pi-1", 10), name="pi-1") as one,
+        running_app(tmp_path, host("pi-2", 5), name="pi-2") as two,
+    ):
+        await one.online()
+        await two.online()
+        args = ("--all", "--json", "--arg", "unit=nginx", "--arg", "delay=7")
+        code, out, _ = await fleet(broker, tmp_path, "run", "custom", "restart", *args)
+        results = {r["host"]: r for r in json.loads(out)}
+        code_missing, out_missing, _ = await fleet(
+            broker, tmp_path, "run", "custom", "restart", "--all", "--json"
+        )
+    assert code == 1  # pi-2 allows 5 at most
+    assert results["pi-1"]["state"] == "ok" and results["pi-1"]["output"] == "restarting nginx on pi-1\n"
+    assert results["pi-2"]["state"] == "refused"
+    assert results["pi-2"]["error"] == "Invalid arguments: delay should be at most 5"
+    assert code_missing == 1
+    assert {r["error"] for r in json.loads(out_missing)} == {"Invalid arguments: unit is required"}

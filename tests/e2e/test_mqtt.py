@@ -172,6 +172,12 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
             greeted = (tmp_path / "greeted").read_text()
             bad = await request(w, topic, b'{"arguments": {"count": 9, "other": 1}}')
             missing = await request(w, topic, b"PRESS")
+            # as `sysmenu run --arg` (what `sysmenu fleet run --arg` sends): typed by the host
+            as_text = await request(w, topic, b'{"args": ["count=3"]}')
+            greeted_as_text = (tmp_path / "greeted").read_text()
+            bad_text = await request(w, topic, b'{"args": ["count=three"]}')
+            not_a_list = await request(w, topic, b'{"args": "count=3"}')
+            no_arguments = await request(w, f"{PREFIX}/request/custom/touch/alice", b'{"args": ["x=1"]}')
         http = await app.client.post(
             "/api/system/commands/custom/greet",
             headers={"X-Api-Key": app.key},
@@ -182,7 +188,13 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
     assert http.status_code == bad["status"] == 400
     assert bad["error"] == http.json()["error"]
     assert missing["status"] == 400 and "count" in missing["error"]
-    assert len(runs) == 1  # the refused requests ran nothing
+    assert as_text["state"] == "ok" and greeted_as_text == "hello 3\n"
+    assert (
+        bad_text["status"] == 400 and bad_text["error"] == "Invalid arguments: count should be a whole number"
+    )
+    assert not_a_list["status"] == 400 and "NAME=VALUE" in not_a_list["error"]
+    assert no_arguments["status"] == 400 and "custom:touch takes no arguments" in no_arguments["error"]
+    assert len(runs) == 2  # the refused requests ran nothing
 
 
 async def test_a_busy_command_is_refused_over_mqtt_as_over_http(broker: Broker, tmp_path: Path) -> None:

@@ -111,6 +111,13 @@ def fleet_hosts(ctx: Context, as_json: bool) -> None:
     show_default=True,
     help="Seconds to wait for answers.",
 )
+@click.option(
+    "--arg",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value for one of the command's arguments (repeat for more), checked by each host.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def fleet_run(
@@ -120,6 +127,7 @@ def fleet_run(
     pattern: str | None,
     every: bool,
     timeout: float,
+    pairs: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run SOURCE ACTION on many hosts through the broker and show each result."""
@@ -140,7 +148,9 @@ def fleet_run(
             return []
         if not as_json:
             click.echo(f"running {source}:{action} on {len(hosts)} host(s)...", err=True)
-        return await fleet.run_on(mqtt, settings.root, sender, hosts, source, action, timeout, progress)
+        return await fleet.run_on(
+            mqtt, settings.root, sender, hosts, source, action, timeout, progress, pairs
+        )
 
     outcomes = _on_broker(settings, work, needs_v5="`sysmenu fleet run`")
     if not outcomes:
