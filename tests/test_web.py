@@ -11,7 +11,7 @@ import pytest
 
 from sysmenu.passwords import hash_password
 from sysmenu.web import WEB
-from tests.conftest import Env
+from tests.conftest import Env, until
 
 pytestmark = pytest.mark.anyio
 
@@ -184,7 +184,8 @@ async def test_fresh_credentials_need_a_password_check_within_5_minutes(password
     assert passwords.client.cookies[SESSION] != token  # a new session replaces the old
     r = await passwords.client.post("/api/system/commands/core/shutdown", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 204, r.text
-    assert [r.action for r in passwords.store.runs.list()].count("shutdown") == 2
+    # an asynchronous command: answered at once, recorded once the first shutdown has ended
+    await until(lambda: [r.action for r in passwords.store.runs.list()].count("shutdown") == 2)
     # the replaced session is over
     passwords.client.cookies.set(SESSION, token)
     assert (await passwords.client.get("/api/currentuser")).json()["name"] is None
