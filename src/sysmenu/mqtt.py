@@ -336,8 +336,9 @@ class MqttLink:
             values = topics.request_values(spec, payload)
             invocation = Invocation.of(spec, values)
             run = await self.state.runner.start(spec, who, None, invocation)
-        except SysmenuError as exc:
-            log.info("MQTT request of %s for %s:%s refused: %s", sender, source, action, exc.message)
+        except SysmenuError as exc:  # bad arguments (400) are malformed: logged rate-limited
+            say = self._malformed.warning if exc.status_code == 400 else log.info
+            say("MQTT request of %s for %s:%s refused: %s", sender, source, action, exc.message)
             if reply_to:
                 self._reply(reply_to, correlation, {"error": exc.message, "status": exc.status_code})
             return

@@ -4,6 +4,7 @@ reconnecting, and HTTP untouched by the broker's troubles."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,7 +147,9 @@ async def test_v5_request_gets_its_answer_with_correlation_data(broker: Broker, 
     assert not (tmp_path / "touched").exists()
 
 
-async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path) -> None:
+async def test_arguments_are_checked_as_over_http(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     extra = (
         "    - action: greet\n"
         f"      command: 'echo \"hello $1\" > {tmp_path}/greeted'\n"
@@ -159,6 +162,7 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
         "      arguments:\n"
         "        - {name: times, type: int, default: 1}\n"
     )
+    caplog.set_level(logging.INFO, logger="sysmenu.mqtt")
     topic = f"{PREFIX}/request/custom/greet/alice"
     async with running_app(tmp_path, config(broker, tmp_path, extra=extra)) as app:
         await app.online()
@@ -195,6 +199,8 @@ async def test_arguments_are_checked_as_over_http(broker: Broker, tmp_path: Path
     assert not_a_list["status"] == 400 and "NAME=VALUE" in not_a_list["error"]
     assert no_arguments["status"] == 400 and "custom:touch takes no arguments" in no_arguments["error"]
     assert len(runs) == 2  # the refused requests ran nothing
+    refusals = [r for r in caplog.records if "refused: Invalid arguments" in r.getMessage()]
+    assert len(refusals) == 1  # five bad requests, one line: a flood of them does not flood the log
 
 
 async def test_a_busy_command_is_refused_over_mqtt_as_over_http(broker: Broker, tmp_path: Path) -> None:
