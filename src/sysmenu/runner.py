@@ -23,11 +23,12 @@ from .catalogue import CommandSpec
 from .errors import BadRequest, NotFound, StorageUnavailable, SysmenuError
 from .invocation import Invocation
 from .models import Who
+from .procs import signal_group, start_time
 from .run import Run
 from .runlog import RunLog
 from .slots import Slot, Slots
 from .spawn import Transport, spawn
-from .supervision import PIPE_GRACE, Process, killpg, process_start_time, supervise
+from .supervision import PIPE_GRACE, Process, supervise
 from .tracker import ProcessTracker
 
 __all__ = ["DuplicateKey", "Run", "RunObserver", "Runner"]
@@ -221,7 +222,7 @@ class Runner:
         except asyncio.CancelledError:
             run.cancelled()
             if run.pid is not None:
-                killpg(run.pid, signals.SIGKILL)
+                signal_group(run.pid, signals.SIGKILL)
                 await self.tracker.run(run.id, run.pid).end(0)
         except Exception:  # a bug must still finish the run record
             log.exception("run %s failed inside the runner", run.id)
@@ -241,7 +242,7 @@ class Runner:
     async def _note_process(self, run: Run) -> None:
         assert run.pid is not None
         try:
-            await self.runlog.db.run(self.runlog.set_process, run.id, run.pid, process_start_time(run.pid))
+            await self.runlog.db.run(self.runlog.set_process, run.id, run.pid, start_time(run.pid))
         except sqlite3.Error as exc:  # only recovery after a crash needs it
             log.warning("cannot record the process of run %s: %s", run.id, exc)
 
@@ -324,9 +325,7 @@ class Runner:
         """At start-up: end every process of the runs a dead server left, then mark them
         interrupted (later, if the store cannot be written now)."""
         runs = {
-            record.id: record.pid
-            if record.pid and process_start_time(record.pid) == record.pid_start
-            else None
+            record.id: record.pid if record.pid and start_time(record.pid) == record.pid_start else None
             for record in await self.runlog.db.run(self.runlog.running)  # a read: works read-only
         }
         self.tracker.end_runs_of_a_dead_server(runs)

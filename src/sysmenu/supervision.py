@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import os
 import signal as signals
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,29 +20,11 @@ from typing import cast
 from .feed import OutputFeed
 from .models import Leftover
 from .output import Output
+from .procs import signal_group
 from .tracker import RunProcesses
 
 PIPE_GRACE = 1.0  # seconds output may keep coming after the command ends
 DRAIN_TICK = 0.05  # at a normal end, reading goes on while output arrives within this
-
-
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    return stat.rsplit(b")", 1)[1].split()[19].decode()
-
-
-def killpg(pgid: int, sig: int) -> bool:
-    """Signal a process group; False when no process of it is left."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -180,5 +161,5 @@ async def terminate(pgid: int, process: Process, grace: float, processes: RunPro
     `grace` seconds."""
     processes.signal(signals.SIGTERM)
     if not await wait_event(process.exited, grace):
-        killpg(pgid, signals.SIGKILL)
+        signal_group(pgid, signals.SIGKILL)
         await process.exited.wait()
