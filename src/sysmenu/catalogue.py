@@ -232,7 +232,7 @@ class Catalogue:
         }
         return {k: v for k, v in found.items() if v}
 
-    def client_specs(self, base_url: str, source: str | None = None) -> Any:
+    def client_specs(self, base_url: str, source: str | None = None) -> object:
         """The API's list: all sources as an object, or one source as a list."""
         if source is not None:
             return [spec.client_spec(base_url) for spec in self.specs[source]]

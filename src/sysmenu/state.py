@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 
@@ -37,7 +36,7 @@ class ConfigState:
     loaded: float
     error: str | None = None
     error_at: float | None = None
-    pending_restart: dict[str, Any] = field(default_factory=dict)  # restart-only keys changed
+    pending_restart: dict[str, object] = field(default_factory=dict)  # restart-only keys changed
 
 
 class State:
