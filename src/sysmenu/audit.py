@@ -185,6 +185,19 @@ def _starts_well(db: sqlite3.Connection, row_id: int, prev: str) -> bool:
     return False
 
 
+class Entry(TypedDict):
+    """One row as `query` reads it: `detail` decoded (as stored, when it is no JSON)."""
+
+    id: int
+    ts: float
+    event: str
+    user: str | None
+    auth: str | None
+    client: str | None
+    detail: object
+    hash: str | None
+
+
 class Filters(TypedDict, total=False):
     """What `query` picks: at or after `since`, before `until`, by `user`, of `events`,
     older than the entry `before` (an id: the page before it), `limit` entries at most."""
@@ -197,7 +210,7 @@ class Filters(TypedDict, total=False):
     limit: int
 
 
-def query(db: sqlite3.Connection, **filters: Unpack[Filters]) -> list[dict[str, Any]]:
+def query(db: sqlite3.Connection, **filters: Unpack[Filters]) -> list[Entry]:
     """Rows newest first, filtered; `before` (an id) pages back."""
     since, until, user = filters.get("since"), filters.get("until"), filters.get("user")
     events, before = filters.get("events", ()), filters.get("before")
@@ -224,10 +237,21 @@ def query(db: sqlite3.Connection, **filters: Unpack[Filters]) -> list[dict[str, 
     sql += " ORDER BY id DESC LIMIT ?"
     rows = []
     for row in db.execute(sql, (*args, filters.get("limit", 100))):
-        item = dict(zip(("id", "ts", "event", "user", "auth", "client", "detail", "hash"), row, strict=True))
+        detail = row[6]
         with contextlib.suppress(ValueError):  # an edited row is shown as it is; `verify` tells
-            item["detail"] = json.loads(item["detail"])
-        rows.append(item)
+            detail = json.loads(detail)
+        rows.append(
+            Entry(
+                id=row[0],
+                ts=row[1],
+                event=row[2],
+                user=row[3],
+                auth=row[4],
+                client=row[5],
+                detail=detail,
+                hash=row[7],
+            )
+        )
     return rows
 
 
@@ -279,11 +303,11 @@ class AuditLog:
         except sqlite3.Error as exc:
             log.error("cannot write the audit log (%s %s by %s): %s", event, detail, who.user, exc)
 
-    def query(self, **filters: Unpack[Filters]) -> list[dict[str, Any]]:
+    def query(self, **filters: Unpack[Filters]) -> list[Entry]:
         """Entries newest first, filtered (see `query`)."""
         return query(self.db.conn, **filters)
 
-    def list(self, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, limit: int = 100) -> list[Entry]:
         """The newest entries first, their detail decoded."""
         return self.query(limit=limit)
 

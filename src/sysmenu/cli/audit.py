@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 import click
 
@@ -13,7 +12,7 @@ from .context import Context, pass_ctx
 from .runs import WHEN_HELP, parse_when
 
 
-def _detail(detail: Any) -> str:
+def _detail(detail: object) -> str:
     if not isinstance(detail, dict):
         return str(detail)
     return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in detail.items())
