@@ -41,7 +41,7 @@ class Verdict:
     why: str = ""
     fix: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"runnable": self.runnable, "why": self.why or None, "fix": self.fix or None}
 
 
