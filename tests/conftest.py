@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 E2E = Path(__file__).parent / "e2e"
-WORKERS = 2  # the machine's cores; more workers only add start-up
+# One per core, at most 4 (each worker imports and collects everything: more only add start-up).
+WORKERS = min(os.cpu_count() or 1, 4)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -96,7 +98,7 @@ class Workers:
         e2e = E2E.resolve()
         if e2e not in ignored and any(p == e2e or p in e2e.parents for p in paths if p.is_dir()):
             return 0
-        return WORKERS
+        return WORKERS if WORKERS > 1 else 0
 
 
 TEST_HOST = "example.com"  # the in-process client's host
