@@ -65,7 +65,7 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 
 E2E = Path(__file__).parent / "e2e"
 # One per core, at most 4 (each worker imports and collects everything: more only add start-up).
-WORKERS = min(os.cpu_count() or 1, 4)
+WORKERS = min(len(os.sched_getaffinity(0)), 4)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
