@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sysmenu.mqtt")
 
 _FIRST_DELAY = 1.0
+_STABLE = 30.0  # seconds a connection must last for the reconnection backoff to start over
 _BATCH = 20  # messages in flight at once (paho's default limit of unacknowledged ones)
 
 
@@ -65,6 +66,7 @@ class MqttLink:
         self._states: set[str] = set()  # the state topics of the commands offered
         self._malformed = RateLimitedLog(log)
         self._refused = RateLimitedLog(log)
+        self._since = 0.0  # when the last connection began
         state.runner.observers.append(self)
         state.config_listeners.append(self.on_config)
 
@@ -89,7 +91,8 @@ class MqttLink:
 
     async def _keep_connected(self) -> None:
         delay = _FIRST_DELAY
-        failures = 0  # attempts in a row that ended without a connection
+        failures = 0  # attempts in a row that did not connect, or connected only briefly
+        brief = 0  # connections in a row that ended within _STABLE seconds
         while True:
             before = self.connections
             error: Exception | None = None
@@ -106,14 +109,16 @@ class MqttLink:
             except Exception as exc:  # a bug must not end the link for good
                 log.exception("MQTT link failed")
                 error = exc
-            if self.connections > before:  # it was connected: the backoff starts over
-                delay, failures = _FIRST_DELAY, 0
-            else:
-                failures += 1
+            connected, lasted = self.connections > before, time.monotonic() - self._since
+            if connected and lasted >= _STABLE:  # the backoff starts over
+                delay, failures, brief = _FIRST_DELAY, 0, 0
+            else:  # no connection, or one that ended at once (flapping): wait longer each time
+                failures, brief = failures + 1, brief + connected
             self.last_error = str(error or "disconnected")
-            level = (
-                logging.WARNING if failures <= 1 or delay >= self.settings.reconnect_max else logging.DEBUG
-            )
+            if connected and brief >= 2:
+                self.last_error += f", after {lasted:.1f} s connected: {_twin_hint(self.settings)}"
+            often = failures <= 1 or (connected and brief == 2) or delay >= self.settings.reconnect_max
+            level = logging.WARNING if often else logging.DEBUG
             where = f"{self.settings.host}:{self.settings.port}"
             log.log(level, "MQTT broker %s: %s (retrying in about %.0f s)", where, self.last_error, delay)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -152,6 +157,7 @@ class MqttLink:
         async with client:
             self._client = client
             self.connections += 1
+            self._since = time.monotonic()
             log.info(
                 "connected to the MQTT broker %s:%s as %s (topics under %s/)",
                 self.settings.host,
@@ -369,6 +375,15 @@ class MqttLink:
                 log.debug("MQTT publish failed: %s", exc)
             else:
                 log.error("MQTT task failed", exc_info=exc)
+
+
+def _twin_hint(settings: MqttSettings) -> str:
+    return (
+        "connections keep ending soon after they begin. If another client uses this host's client"
+        f" id, {settings.client_identity()} (a second host with the same name, such as a cloned SD"
+        " card), the broker drops one for the other each time: give each host its own name, or"
+        " topic_prefix and client_id"
+    )
 
 
 def _output(run: Run) -> str:

@@ -3,8 +3,10 @@ reconnecting, and HTTP untouched by the broker's troubles."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from sysmenu.config import parse
 from sysmenu.store import Store
 from tests.e2e.broker import Broker, mosquitto
-from tests.e2e.mqtt_helpers import last_will, next_message, request, retained, running_app, watcher
+from tests.e2e.mqtt_helpers import WAIT, last_will, next_message, request, retained, running_app, watcher
 from tests.e2e.server import Server, free_port, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -239,6 +241,24 @@ async def test_reconnects_after_a_broker_restart_and_sends_what_queued_up(
     assert "homeassistant/button/pi-1/custom_touch/config" in found
     assert json.loads(found[f"{PREFIX}/state/custom/fail"])["returncode"] == 5  # sent after reconnecting
     assert answer["state"] == "ok"
+
+
+async def test_two_hosts_with_one_client_id_are_told_apart_and_slow_down(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # two hosts with the same name (a cloned SD card): the broker drops one for the other at
+    # each connection; they must not take turns every second forever without saying why
+    caplog.set_level(logging.DEBUG, logger="sysmenu.mqtt")
+    text = config(broker, tmp_path)
+    async with running_app(tmp_path, text, name="one"), running_app(tmp_path, text, name="twin"):
+        async with asyncio.timeout(WAIT):
+            while not [r for r in caplog.records if "keep ending soon" in r.getMessage()]:
+                await asyncio.sleep(0.05)
+    (said, *_) = [r for r in caplog.records if "keep ending soon" in r.getMessage()]
+    assert said.levelno == logging.WARNING
+    assert "client id, sysmenu-pi-1 (a second host with the same name" in said.getMessage()
+    waits = re.findall(r"\(retrying in about (\d+) s\)$", said.getMessage())
+    assert waits and int(waits[0]) >= 2  # the backoff did not start over at each connection
 
 
 async def test_http_is_untouched_when_no_broker_answers(tmp_path: Path) -> None:
