@@ -129,11 +129,11 @@ async def find_hosts(mqtt: aiomqtt.Client, root: str, sender: str, timeout: floa
             document = json.loads(payload)
         except ValueError:
             return
-        if isinstance(document, dict):
-            host.version = document.get("version")
-            host.url = document.get("url")
+        if isinstance(document, dict):  # what another host publishes is checked, not trusted
+            host.version = _typed(document.get("version"), str)
+            host.url = _typed(document.get("url"), str)
             commands = document.get("commands")
-            host.commands = [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
+            host.commands = _commands(commands) if isinstance(commands, list) else []
 
     await _until_marker(mqtt, marker, take, timeout)
     return hosts
@@ -232,9 +232,23 @@ def _outcome(message: aiomqtt.Message, waiting: set[str], elapsed: float) -> Out
     return Outcome(
         host,
         str(body.get("state")),
-        body.get("returncode"),
-        body.get("duration"),
-        str(body.get("output") or ""),
-        run=body.get("id"),
+        _typed(body.get("returncode"), int),
+        _typed(body.get("duration"), (int, float)),
+        _typed(body.get("output"), str) or "",
+        run=_typed(body.get("id"), int),
         answered_after=elapsed,
     )
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """`value` if it is a `kind` (a bool is no number here), else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _commands(listed: list[Any]) -> list[dict[str, str]]:
+    """The well-formed entries of a device document's command list, their text fields only."""
+    return [
+        {k: v for k, v in c.items() if isinstance(v, str)}
+        for c in listed
+        if isinstance(c, dict) and isinstance(c.get("source"), str) and isinstance(c.get("action"), str)
+    ]

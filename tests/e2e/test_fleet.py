@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tests.e2e.broker import Broker, mosquitto
-from tests.e2e.mqtt_helpers import WAIT, App, running_app, watcher
+from tests.e2e.mqtt_helpers import WAIT, App, next_message, running_app, watcher
 from tests.e2e.server import SYSMENU
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -209,3 +211,44 @@ async def test_fleet_run_passes_arguments_each_host_checks(broker: Broker, tmp_p
     assert results["pi-2"]["error"] == "Invalid arguments: delay should be at most 5"
     assert code_missing == 1
     assert {r["error"] for r in json.loads(out_missing)} == {"Invalid arguments: unit is required"}
+
+
+async def test_what_other_hosts_publish_cannot_break_the_cli(broker: Broker, tmp_path: Path) -> None:
+    garbage = {
+        "version": 5,
+        "url": [1],
+        "commands": [{"source": 1, "action": None}, "x", {"source": "custom"}],
+    }
+    async with watcher(broker) as w:
+        await w.publish("sysmenu/odd/status", b"online", qos=1, retain=True)
+        await w.publish("sysmenu/odd/device", json.dumps(garbage).encode(), qos=1, retain=True)
+        await w.publish("sysmenu/odder/device", b"[1, 2]", qos=1, retain=True)
+        await w.publish("sysmenu/liar/status", b"online", qos=1, retain=True)
+        # a host that answers with every field of the wrong type
+        await w.subscribe("sysmenu/liar/request/#", qos=1)
+        running = asyncio.create_task(
+            fleet(broker, tmp_path, "run", "custom", "x", "--all", "--timeout", "5")
+        )
+        message = await next_message(w, "sysmenu/liar/request/#")
+        assert message.properties is not None
+        answer = {"state": 5, "returncode": "x", "duration": "slow", "output": 7, "id": [1]}
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.CorrelationData = message.properties.CorrelationData
+        await w.publish(
+            message.properties.ResponseTopic, json.dumps(answer).encode(), qos=1, properties=properties
+        )
+        code, table, err = await running
+    assert code == 1, err
+    rows = [line.split() for line in table.splitlines()]
+    assert rows[1:] == [
+        ["liar", "5", "-", "-"],
+        ["odd", "no", "answer", "-", "-"],
+        ["odder", "offline", "-", "-"],
+    ]
+    code, out, err = await fleet(broker, tmp_path, "hosts")
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines()][1:] == [
+        ["liar", "yes", "-", "-"],
+        ["odd", "yes", "-", "-"],
+        ["odder", "no", "-", "-"],
+    ]
