@@ -95,6 +95,8 @@ def test_which_commands_are_exposed() -> None:
         "  - {action: fresh_marked, command: 'true', fresh_credentials: true, mqtt: true}\n"
         "  - {action: 'a/b', command: 'true', mqtt: true}\n"
         "  - {action: nocommand, mqtt: true}\n"
+        "  - {action: program, argv: [/bin/true], mqtt: true}\n"
+        "  - {action: empty, command: '', mqtt: true}\n"
         "  - {action: divider}\n"
     )
     specs = [s for specs in Catalogue(config).specs.values() for s in specs]
@@ -103,8 +105,10 @@ def test_which_commands_are_exposed() -> None:
         settings = MqttSettings("b", expose=expose)
         return [s.action for s in specs if topics.exposed(s, settings)]
 
-    assert shown("marked") == ["marked", "fresh_marked"]
-    assert shown("all") == ["plain", "marked", "fresh_marked"]  # never core shutdown, never `fresh`
+    # an argv list runs as a command line does; an empty command line runs too (as over HTTP)
+    assert shown("marked") == ["marked", "fresh_marked", "program", "empty"]
+    # never core shutdown, never `fresh`
+    assert shown("all") == ["plain", "marked", "fresh_marked", "program", "empty"]
 
 
 def test_request_topics_parse_back() -> None:

@@ -82,7 +82,7 @@ def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
 def exposed(spec: CommandSpec, settings: MqttSettings) -> bool:
     """Whether `spec` is offered over MQTT: an explicit ``mqtt:`` decides; otherwise
     ``expose: all`` shows every command but those that need fresh credentials."""
-    if spec.is_divider or not spec.command or _TOPIC_UNSAFE & set(spec.action):
+    if spec.is_divider or not spec.runnable or _TOPIC_UNSAFE & set(spec.action):
         return False
     if spec.mqtt is not None:
         return spec.mqtt
