@@ -48,6 +48,7 @@ async def test_status_lists_the_warnings(env: Env) -> None:
     r = await env.client.get("/api/status", headers=env.auth())
     warnings = r.json()["config"]["warnings"]
     assert warnings[:2] == WARNINGS and "bad/slash" in warnings[2]
+    assert r.json()["mqtt"] is None  # no sysmenu.mqtt section
     r = await env.client.post("/api/system/commands/custom/hello", headers=env.auth())
     assert r.status_code == 204
 

@@ -31,7 +31,7 @@ from .logs import RateLimitedLog
 from .middleware import MAX_BODY
 from .models import Who
 from .mqtt_outbox import Outbox, Outgoing
-from .mqtt_refusals import hint, refusals
+from .mqtt_refusals import hint, refusals, twin_hint
 from .mqtt_settings import MqttSettings
 from .policy import name_problem
 from .runner import Run
@@ -116,7 +116,7 @@ class MqttLink:
                 failures, brief = failures + 1, brief + connected
             self.last_error = str(error or "disconnected")
             if connected and brief >= 2:
-                self.last_error += f", after {lasted:.1f} s connected: {_twin_hint(self.settings)}"
+                self.last_error += f", after {lasted:.1f} s connected: {twin_hint(self.settings)}"
             often = failures <= 1 or (connected and brief == 2) or delay >= self.settings.reconnect_max
             level = logging.WARNING if often else logging.DEBUG
             where = f"{self.settings.host}:{self.settings.port}"
@@ -235,6 +235,19 @@ class MqttLink:
         for topic, payload in wanted.items():
             await client.publish(topic, payload, qos=1, retain=True)
         self._published = wanted
+
+    def status(self) -> dict[str, Any]:
+        """The link as ``GET /api/status`` shows it."""
+        s = self.settings
+        return {
+            "broker": f"{s.host}:{s.port}",
+            "prefix": self.prefix,
+            "connected": self.connected.is_set(),
+            "protocol": "5" if self.protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1",
+            "last_error": self.last_error,
+            "queued": len(self.outbox),
+            "dropped": self.outbox.dropped,
+        }
 
     def exposed(self) -> list[CommandSpec]:
         catalogue = self.state.catalogue
@@ -375,15 +388,6 @@ class MqttLink:
                 log.debug("MQTT publish failed: %s", exc)
             else:
                 log.error("MQTT task failed", exc_info=exc)
-
-
-def _twin_hint(settings: MqttSettings) -> str:
-    return (
-        "connections keep ending soon after they begin. If another client uses this host's client"
-        f" id, {settings.client_identity()} (a second host with the same name, such as a cloned SD"
-        " card), the broker drops one for the other each time: give each host its own name, or"
-        " topic_prefix and client_id"
-    )
 
 
 def _output(run: Run) -> str:

@@ -5,7 +5,9 @@ An MQTT v5 broker answers such a publish with a PUBACK whose reason is "Not auth
 host whose broker user does not fit the ACL looks connected while nothing it says arrives
 anywhere, and a fleet controller waits for answers to requests that were never delivered.
 `refusals(client)` hooks paho's PUBACK callback of one client and keeps what it refused,
-by topic (an MQTT 3.1.1 broker cannot say: it acknowledges and drops).
+by topic (an MQTT 3.1.1 broker cannot say: it acknowledges and drops). `twin_hint` is
+what the link says when the broker keeps dropping its connections at once (another client
+with its client id, which Mosquitto 2.0 does not name: it just closes the connection).
 """
 
 from __future__ import annotations
@@ -68,4 +70,14 @@ def hint(settings: MqttSettings) -> str:
         f"does the broker's ACL let user {user} publish there? With contrib/mosquitto's ACL a"
         f" host's user is its name, {settings.host_name!r} (the last level of topic_prefix),"
         " and that name holds only letters, digits, _ and -"
+    )
+
+
+def twin_hint(settings: MqttSettings) -> str:
+    """What to say when connections keep ending at once: most often, a twin."""
+    return (
+        "connections keep ending soon after they begin. If another client uses this host's client"
+        f" id, {settings.client_identity()} (a second host with the same name, such as a cloned SD"
+        " card), the broker drops one for the other each time: give each host its own name, or"
+        " topic_prefix and client_id"
     )

@@ -23,7 +23,15 @@ def history_paths() -> dict[str, Any]:
                         {
                             "type": "object",
                             "required": ["version", "config", "running", "commands"],
-                            "properties": {"commands": {"type": "array", "items": VERDICT}},
+                            "properties": {
+                                "commands": {"type": "array", "items": VERDICT},
+                                "mqtt": {
+                                    "type": "object",
+                                    "nullable": True,
+                                    "description": "the MQTT link (null without sysmenu.mqtt): broker,"
+                                    " prefix, connected, protocol, last_error, queued, dropped",
+                                },
+                            },
                         },
                         "Status",
                     ),

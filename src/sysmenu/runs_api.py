@@ -108,6 +108,7 @@ class RunsApi:
                 "running": sorted(self.state.runner.running),
                 "commands": [v for v in verdicts if grant.may_see(v["source"], v["action"])],
                 "waiting": self.state.runner.waiting(),
+                "mqtt": link.status() if (link := getattr(request.app.state, "mqtt", None)) else None,
             }
         )
 

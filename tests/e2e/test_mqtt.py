@@ -232,8 +232,10 @@ async def test_reconnects_after_a_broker_restart_and_sends_what_queued_up(
         r = await app.client.post("/api/system/commands/custom/fail", headers={"X-Api-Key": app.key})
         assert r.status_code == 500
         assert app.link.outbox
+        away = (await app.client.get("/api/status", headers={"X-Api-Key": app.key})).json()["mqtt"]
         broker.start()
         await app.online(connections=2)
+        back = (await app.client.get("/api/status", headers={"X-Api-Key": app.key})).json()["mqtt"]
         async with watcher(broker) as w:
             found = await retained(w, f"{PREFIX}/#", "homeassistant/#")
             answer = await request(w, f"{PREFIX}/request/custom/touch/alice")
@@ -241,6 +243,10 @@ async def test_reconnects_after_a_broker_restart_and_sends_what_queued_up(
     assert "homeassistant/button/pi-1/custom_touch/config" in found
     assert json.loads(found[f"{PREFIX}/state/custom/fail"])["returncode"] == 5  # sent after reconnecting
     assert answer["state"] == "ok"
+    # GET /api/status says how the link is doing
+    assert away["broker"] == f"127.0.0.1:{broker.port}" and away["prefix"] == PREFIX
+    assert away["connected"] is False and away["last_error"] and away["queued"] >= 1
+    assert back["connected"] is True and back["protocol"] == "5" and back["dropped"] == 0
 
 
 async def test_two_hosts_with_one_client_id_are_told_apart_and_slow_down(
