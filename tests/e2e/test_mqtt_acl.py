@@ -154,9 +154,13 @@ async def test_a_restarted_host_removes_the_states_of_commands_it_no_longer_offe
         await app.online()
         r = await app.client.post("/api/system/commands/custom/touch", headers={"X-Api-Key": app.key})
         assert r.status_code == 204
+        async with watcher(broker, username="fleet", password="change-me-fleet") as fleet:
+            for _ in range(500):  # its state reached the broker
+                found = await retained(fleet, "sysmenu/pi-1/state/#", marker_root="sysmenu/_fleet/fleet")
+                if found:
+                    break
+    assert list(found) == ["sysmenu/pi-1/state/custom/touch"]
     async with watcher(broker, username="fleet", password="change-me-fleet") as fleet:
-        found = await retained(fleet, "sysmenu/pi-1/state/#", marker_root="sysmenu/_fleet/fleet")
-        assert list(found) == ["sysmenu/pi-1/state/custom/touch"]
         # restarted without `touch` on MQTT: under contrib's ACL it reads its own states back
         later = host_config(broker, tmp_path).replace("mqtt: true", "mqtt: false")
         async with running_app(tmp_path, later, name="later") as app:
