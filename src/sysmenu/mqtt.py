@@ -33,7 +33,6 @@ from .models import Who
 from .mqtt_outbox import Outbox, Outgoing
 from .mqtt_refusals import hint, refusals, twin_hint
 from .mqtt_settings import MqttSettings
-from .policy import name_problem
 from .runner import Run
 
 if TYPE_CHECKING:
@@ -312,17 +311,16 @@ class MqttLink:
         source, action, sender = request
         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
         reply_to, correlation = topics.reply_address(message.properties)
-        if len(payload) > MAX_BODY:  # as over HTTP
-            self._malformed.warning("MQTT request on %r dropped: %d bytes", topic[:200], len(payload))
-            if reply_to:
-                self._reply(reply_to, correlation, {"error": "Request body too large", "status": 413})
+        if reply_to is not None and not topics.may_answer_on(s, reply_to):
+            self._malformed.warning(
+                "MQTT request on %r dropped: answer asked on %r", topic[:200], reply_to[:200]
+            )
             return
-        # who asks becomes the run's user: a user name as any other (no spaces, 64 at most)
-        problem = "Malformed request" if not topics.valid_request(payload) else name_problem(sender)
+        problem = topics.request_problem(sender, payload, MAX_BODY)
         if problem is not None:
-            self._malformed.warning("malformed MQTT request on %r dropped", topic[:200])
+            self._malformed.warning("MQTT request on %r dropped: %s", topic[:200], problem[0][:300])
             if reply_to:
-                self._reply(reply_to, correlation, {"error": problem, "status": 400})
+                self._reply(reply_to, correlation, {"error": problem[0], "status": problem[1]})
             return
         self._spawn(self._run(source, action, sender, payload, reply_to, correlation))
 

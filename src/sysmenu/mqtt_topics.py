@@ -27,6 +27,7 @@ from .arguments import ArgumentsInvalid, Value, check_values, values_from_text
 from .catalogue import CommandSpec
 from .models import RunRecord
 from .mqtt_settings import MqttSettings, node_id
+from .policy import name_problem
 
 HA_SENDER = "homeassistant"  # the sender level of Home Assistant's button topics
 PRESS = "PRESS"
@@ -245,6 +246,16 @@ def reply_address(properties: Any) -> tuple[str | None, bytes | None]:
     return reply_to, correlation
 
 
+def may_answer_on(settings: MqttSettings, topic: str) -> bool:
+    """Whether a request may have its answer sent to `topic`: not to a topic of this host's
+    own but ``response/...`` (an answer on its request topics would be a request in a name
+    of the asker's choosing; on its status, state or discovery, a lie), nor to discovery."""
+    own, prefix = f"{settings.prefix}/", f"{settings.prefix}/response/"
+    return (topic.startswith(prefix) or not topic.startswith(own)) and not topic.startswith(
+        f"{settings.discovery_prefix}/"
+    )
+
+
 def request_values(spec: CommandSpec, payload: bytes) -> dict[str, Value]:
     """The checked argument values of a (valid) request: ``{"arguments": {...}}`` as over
     HTTP, or ``{"args": ["NAME=VALUE", ...]}`` as ``sysmenu run --arg`` takes them (what
@@ -262,6 +273,18 @@ def request_values(spec: CommandSpec, payload: bytes) -> dict[str, Value]:
     if pairs and not spec.arguments:
         raise ArgumentsInvalid({"args": f"given, but {spec.source}:{spec.action} takes no arguments"})
     return values_from_text(spec.arguments, pairs)
+
+
+def request_problem(sender: str, payload: bytes, max_size: int) -> tuple[str, int] | None:
+    """Why a request is not run, as (error, HTTP-like status), or None: too large (413, as
+    over HTTP), not a request (400), or a sender that is not a user name (400: who asks
+    becomes the run's user, and user names have no spaces and 64 characters at most)."""
+    if len(payload) > max_size:
+        return "Request body too large", 413
+    if not valid_request(payload):
+        return "Malformed request", 400
+    problem = name_problem(sender)
+    return None if problem is None else (problem, 400)
 
 
 def valid_request(payload: bytes) -> bool:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from sysmenu.config import parse
 from sysmenu.store import Store
@@ -147,6 +149,28 @@ async def test_v5_request_gets_its_answer_with_correlation_data(broker: Broker, 
     assert huge["status"] == 413 and huge["error"] == "Request body too large"  # as over HTTP
     assert not (tmp_path / "private").exists() and not (tmp_path / "shutdown").exists()
     assert not (tmp_path / "touched").exists()
+
+
+async def test_an_answer_cannot_be_asked_on_the_hosts_own_topics(broker: Broker, tmp_path: Path) -> None:
+    async with running_app(tmp_path, config(broker, tmp_path)) as app:
+        await app.online()
+        async with watcher(broker) as w:
+            for reply_to in (
+                f"{PREFIX}/request/custom/fail/mallory",  # its answer would be a request as mallory
+                f"{PREFIX}/status",
+                f"{PREFIX}/state/custom/touch",
+                "homeassistant/button/pi-1/x/config",
+            ):
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.ResponseTopic = reply_to
+                await w.publish(f"{PREFIX}/request/custom/touch/alice", b"{}", qos=1, properties=properties)
+            # requests are handled in order: once this one is answered, those were dropped
+            answer = await request(
+                w, f"{PREFIX}/request/custom/fail/bob", reply_to=f"{PREFIX}/response/bob/1"
+            )
+        runs = app.store.runs.list()
+    assert answer["state"] == "failed"
+    assert [(r.action, r.user) for r in runs] == [("fail", "bob")]
 
 
 async def test_arguments_are_checked_as_over_http(
