@@ -26,6 +26,7 @@ from typing import Any
 from .catalogue import CommandSpec
 from .commandline import PolkitAction, Step, analyse
 from .environment import DEFAULT_PATH
+from .mqtt_settings import MqttSettings
 from .sudoers_list import nopasswd
 
 PROBE_TIMEOUT = 10.0
@@ -348,3 +349,33 @@ def data_dir_verdict(path: Path, prober: Prober, made_by_systemd: bool = False) 
     quoted = shlex.quote(str(path))
     fix = f"mkdir -p {quoted} && chown -R {user} {quoted} (or choose another sysmenu.data_dir)"
     return Verdict(subject, False, f"not writable for user {user}", fix)
+
+
+def broker_verdict(settings: MqttSettings) -> Verdict:
+    """Whether the broker of ``sysmenu.mqtt`` can be reached and takes the login, TLS files
+    and password included (with a client id of its own: a running server stays connected)."""
+    import asyncio
+
+    import aiomqtt  # only with sysmenu.mqtt
+
+    from .fleet import client
+    from .mqtt_topics import refuses_v5
+
+    subject = f"mqtt broker {settings.host}:{settings.port}"
+
+    async def connect(protocol: aiomqtt.ProtocolVersion) -> None:
+        async with client(settings, protocol):
+            pass
+
+    try:
+        try:
+            asyncio.run(connect(aiomqtt.ProtocolVersion.V5))
+        except aiomqtt.MqttError as exc:
+            if not refuses_v5(exc):
+                raise
+            asyncio.run(connect(aiomqtt.ProtocolVersion.V311))
+            return Verdict(subject, True, "MQTT 3.1.1 only: requests get no answers, `fleet run` cannot work")
+    except (aiomqtt.MqttError, OSError) as exc:
+        fix = "check sysmenu.mqtt (host, port, TLS files, username, password) and the broker's users"
+        return Verdict(subject, False, str(exc) or type(exc).__name__, fix)
+    return Verdict(subject, True, f"logged in as {settings.username}" if settings.username else "")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.broker import Broker, mosquitto
 from tests.e2e.mqtt_helpers import WAIT, request, retained, running_app, watcher
-from tests.e2e.server import SYSMENU
+from tests.e2e.server import SYSMENU, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -170,3 +170,25 @@ async def test_a_restarted_host_removes_the_states_of_commands_it_no_longer_offe
                 if not found:
                     break
     assert found == {}
+
+
+async def test_doctor_checks_the_broker_login(broker: Broker, tmp_path: Path) -> None:
+    async def doctor(password: str) -> tuple[int, str]:
+        config = tmp_path / f"{password}.yaml"
+        config.write_text(host_config(broker, tmp_path, password) + f"  port: {free_port()}\n")
+        process = await asyncio.create_subprocess_exec(
+            SYSMENU, "--config", str(config), "--data-dir", str(tmp_path / "data"), "doctor",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        async with asyncio.timeout(WAIT * 2):
+            out, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    code, good = await doctor("change-me-pi-1")
+    assert code == 0, good
+    assert re.search(rf"mqtt broker 127\.0\.0\.1:{broker.port} +yes +logged in as pi-1", good)
+    code, bad = await doctor("wrong")
+    assert code == 1
+    assert re.search(rf"mqtt broker 127\.0\.0\.1:{broker.port} +NO +\[code:135\] Not authorized", bad)
+    assert "wrong" not in bad.replace("wrong.yaml", "")  # the password is not shown

@@ -54,6 +54,7 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
         Account,
         Prober,
         Verdict,
+        broker_verdict,
         command_verdicts,
         data_dir_verdict,
         port_verdict,
@@ -91,6 +92,8 @@ def _doctor(ctx: Context, user: str | None, root: Path) -> None:
         data_dir_verdict(config.data_dir(), prober, made_by_systemd),
         port_verdict(config.sysmenu.host, config.sysmenu.port, account),
     ]
+    if config.sysmenu.mqtt is not None:
+        rows.append(broker_verdict(config.sysmenu.mqtt))
     if service and exec_options.get("program"):
         program = exec_options["program"]
         under = root / program.lstrip("/")  # --root: the venv install made is there
