@@ -20,6 +20,7 @@ import hashlib
 import json
 import socket
 import ssl
+from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
@@ -222,9 +223,18 @@ def is_own_discovery(settings: MqttSettings, topic: str) -> bool:
 
 
 def run_state(run: RunRecord) -> dict[str, object]:
-    """The retained last-run state of a command (also the sensor's attributes)."""
+    """The retained last-run state of a command (also the sensor's attributes): times as
+    seconds since the epoch, and as ISO 8601 (UTC) for people (Home Assistant shows them)."""
     keys = ("id", "state", "returncode", "signal", "started", "ended", "duration", "user", "auth")
-    return {k: getattr(run, k) for k in keys}
+    state: dict[str, object] = {k: getattr(run, k) for k in keys}
+    state["started_at"], state["ended_at"] = _iso(run.started), _iso(run.ended)
+    return state
+
+
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
 
 
 def result(host: str, run: RunRecord, output: str) -> dict[str, object]:

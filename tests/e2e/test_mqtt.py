@@ -8,6 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,10 @@ async def test_button_press_runs_the_command_and_is_recorded(broker: Broker, tmp
     assert end["host"] == "pi-1" and end["returncode"] == 0
     state = json.loads(found[f"{PREFIX}/state/custom/touch"])
     assert state["state"] == "ok" and state["id"] == runs[0].id
+    # the sensor's attributes: times people can read too (ISO 8601, UTC)
+    ended = datetime.fromisoformat(state["ended_at"])
+    assert ended.utcoffset() == timedelta(0) and abs(ended.timestamp() - state["ended"]) < 1
+    assert state["started_at"] <= state["ended_at"]
     assert (runs[0].user, runs[0].auth) == ("homeassistant", "mqtt")
     assert runs[0].client == f"mqtt://127.0.0.1:{broker.port}"
     executed = [a for a in audit if a["event"] == "execute"]
