@@ -164,18 +164,20 @@ class MqttLink:
                 self.settings.client_identity(),
                 self.prefix,
             )
-            sender = asyncio.create_task(self._send(client))
+            sender: asyncio.Task[None] | None = None
             try:
                 await client.subscribe(self._subscriptions(), qos=1)
-                await self._announce(client)
+                await self._announce(client)  # online first, then what queued up meanwhile
+                sender = asyncio.create_task(self._send(client))
                 self.connected.set()
                 async for message in client.messages:
                     self._receive(message)
             finally:
                 self.connected.clear()
                 self._client = None
-                sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
+                if sender is not None:
+                    sender.cancel()
+                    await asyncio.gather(sender, return_exceptions=True)
 
     def _subscriptions(self) -> list[tuple[str, int]]:
         s = self.settings

@@ -4,6 +4,7 @@ reconnecting, and HTTP untouched by the broker's troubles."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -294,6 +296,35 @@ async def test_two_hosts_with_one_client_id_are_told_apart_and_slow_down(
     assert "client id, sysmenu-pi-1 (a second host with the same name" in said.getMessage()
     waits = re.findall(r"\(retrying in about (\d+) s\)$", said.getMessage())
     assert waits and int(waits[0]) >= 2  # the backoff did not start over at each connection
+
+
+async def test_after_reconnecting_online_comes_before_what_queued_up(broker: Broker, tmp_path: Path) -> None:
+    async with running_app(tmp_path, config(broker, tmp_path)) as app:
+        await app.online()
+        async with watcher(broker) as w:
+            await w.subscribe([(f"{PREFIX}/status", 1), (f"{PREFIX}/event/#", 1)])
+            assert (await next_message(w, f"{PREFIX}/status")).payload == b"online"  # the retained one
+            # another client takes the host's client id: the broker drops the host's connection
+            with contextlib.suppress(aiomqtt.MqttError):  # the host may take it back first
+                async with aiomqtt.Client("127.0.0.1", broker.port, identifier="sysmenu-pi-1"):
+                    await app.offline()
+                    r = await app.client.post(
+                        "/api/system/commands/custom/fail", headers={"X-Api-Key": app.key}
+                    )
+                    assert r.status_code == 500
+            seen: list[bytes] = []
+            async with asyncio.timeout(WAIT):
+                async for message in w.messages:
+                    payload = bytes(message.payload)  # type: ignore[arg-type]
+                    seen.append(
+                        payload
+                        if payload in (b"online", b"offline")
+                        else json.loads(payload)["event"].encode()
+                    )
+                    if seen[-1] == b"end":
+                        break
+    # a dashboard sees the host online again before the results it sends on coming back
+    assert b"online" in seen and seen.index(b"online") < seen.index(b"start"), seen
 
 
 async def test_http_is_untouched_when_no_broker_answers(tmp_path: Path) -> None:
