@@ -63,6 +63,20 @@ def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "COST", passwords.Cost(time_cost=1, memory_cost=8, parallelism=1))
 
 
+def _memory_temproot(root: str = "/dev/shm", room: int = 2 << 30) -> None:
+    """Temporary directories (tmp_path) in memory when the machine has room there: each
+    test's database is a real SQLite file all the same, but opening, checkpointing and
+    closing it no longer wait for the disk (about 3 ms of the 6.5 a test's `env` cost).
+    An explicit PYTEST_DEBUG_TEMPROOT (pytest's own setting) or --basetemp wins."""
+    if "PYTEST_DEBUG_TEMPROOT" in os.environ or not os.access(root, os.W_OK | os.X_OK):
+        return
+    stat = os.statvfs(root)
+    if stat.f_bavail * stat.f_frsize >= room:  # e.g. not a container's 64 MiB /dev/shm
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = root
+
+
+_memory_temproot()
+
 E2E = Path(__file__).parent / "e2e"
 # One per core, at most 4 (each worker imports and collects everything: more only add start-up).
 WORKERS = min(len(os.sched_getaffinity(0)), 4)
