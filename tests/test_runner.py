@@ -14,6 +14,7 @@ import pytest
 from sysmenu.catalogue import CommandSpec
 from sysmenu.errors import BadRequest, Conflict, Stopping, SysmenuError
 from sysmenu.models import Who
+from sysmenu.run import Run
 from sysmenu.runner import DuplicateKey, Runner
 from sysmenu.store import Store
 from tests.proctable import processes_with, wait_until_gone, zombies_of
@@ -91,11 +92,35 @@ async def test_failed_run(runner: Runner) -> None:
     assert (run.state, run.returncode) == ("failed", 4)
 
 
+def up_then(command: str) -> str:
+    """`command` run by a process that first prints "up": once the line is out, the
+    process exists (and becomes `command` by exec, keeping its pid and group)."""
+    return f"{{ echo up; exec {command}; }}"
+
+
+async def timed_out(runner: Runner, command: str, ups: int, m: str) -> Run:
+    """A run of `command` ended by its timeout after its `ups` processes printed "up"
+    (`m`: the marker in their command lines).
+
+    A short timeout first: one that came before they were all up proves nothing about
+    killing them, so that attempt (it must end all it started all the same) is made again
+    with twice the time, as a loaded machine may need."""
+    timeout = 0.05
+    while True:
+        run = await runner.start(spec(command, timeout=timeout), WHO)
+        await asyncio.wait_for(run.done.wait(), 10)
+        assert run.state == "timeout"
+        if run.stdout.text() == "up\n" * ups:
+            return run
+        assert timeout < 5, f"not all up within {timeout} s: {run.stdout.text()!r}"
+        assert wait_until_gone(m) == []
+        timeout *= 2
+
+
 async def test_timeout_kills_the_whole_group(runner: Runner) -> None:
     m = marker()
-    run = await runner.start(spec(f"sleep {m} | cat & sleep {m}", timeout=0.3), WHO)
-    await asyncio.wait_for(run.done.wait(), 10)
-    assert run.state == "timeout"
+    # a background pipeline and a foreground child, as `sleep m | cat & sleep m`
+    run = await timed_out(runner, f"{up_then(f'sleep {m}')} | cat & ({up_then(f'sleep {m}')})", 2, m)
     assert run.signal is not None
     assert wait_until_gone(m) == []
     assert zombies_of(os.getpid()) == []
@@ -155,9 +180,7 @@ async def test_escapees_of_a_killed_run_are_ended(runner: Runner, how: str, tmp_
 
 async def test_pipeline_holding_pipes_does_not_hang(runner: Runner) -> None:
     m = marker()
-    run = await runner.start(spec(f"sleep {m} | cat", timeout=0.3), WHO)
-    await asyncio.wait_for(run.done.wait(), 10)
-    assert run.state == "timeout"
+    await timed_out(runner, f"{up_then(f'sleep {m}')} | cat", 1, m)
     assert wait_until_gone(m) == []
 
 
