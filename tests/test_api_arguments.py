@@ -73,6 +73,12 @@ system:
       arguments:
         - name: text
           type: string
+    - action: both
+      name: Positional and environment
+      command: printf '%s\\0' "$@"; printenv SYSMENU_ARG_TEXT
+      arguments:
+        - name: text
+          type: string
     - action: direct
       name: No shell
       argv: [/usr/bin/printf, "%s|%s", "{text}", "--x={text}"]
@@ -292,9 +298,9 @@ HYPOTHESIS = settings(
 async def test_strings_arrive_exactly_in_argv_env_and_positional(env: Env, value: str) -> None:
     valid = "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
     await _check_delivery(env, "option", {"text": value}, "text", value if valid else None)
-    await _check_delivery(env, "env", {"text": value}, "text", value + "\n" if valid else None)
-    positional = f"{value}\x000\x00\x00false\x00nginx\x00"
-    await _check_delivery(env, "shell", {"text": value}, "text", positional if valid else None)
+    # one shell gets it both ways: as "$1" and as SYSMENU_ARG_TEXT (one process fewer a value)
+    both = f"{value}\x00{value}\n"
+    await _check_delivery(env, "both", {"text": value}, "text", both if valid else None)
     direct = None if not valid or value.startswith("-") else f"{value}|--x={value}"
     await _check_delivery(env, "direct", {"text": value}, "text", direct)
 

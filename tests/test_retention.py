@@ -99,10 +99,10 @@ async def test_pruning_under_load_fails_no_request(env: Env) -> None:
     it ends with what it should keep."""
     db = Path(env.store.db.path)
     make_runs(db, 5000)
-    # 4500 to go in 6 batches, each followed by production's pause (longer batches than
+    # 4500 to go in 3 batches, each followed by production's pause (longer batches than
     # production's 50 runs hold the lock longer: harder on the requests, not easier).
     pruning = asyncio.ensure_future(
-        asyncio.to_thread(prune, str(db), Retention(None, 500), Retention(None, None), 750)
+        asyncio.to_thread(prune, str(db), Retention(None, 500), Retention(None, None), 1500)
     )
     answers: list[int] = []
     probe = sqlite3.connect(db)  # a reader: never in the way of the writers

@@ -139,9 +139,15 @@ def test_generated_polkit_rule_grants_what_contribs_does(tmp_path: Path) -> None
     assert polkit_answers(POLKIT, cases, tmp_path) == expected
 
 
-def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [SYSMENU, "service", *args, "--root", str(root)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+def install(root: Path, *args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """`sysmenu service ARGS --root ROOT`: the click command in this process (as the
+    installed program would run it: `--use-running` links to the same SYSMENU), or with
+    `process` the installed program itself in a process of its own."""
+    argv = ["service", *args, "--root", str(root)]
+    if process:
+        return subprocess.run([SYSMENU, *argv], capture_output=True, text=True, timeout=120, check=False)
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout, result.stderr)
 
 
 def test_dry_run_prints_everything_and_does_nothing(tmp_path: Path) -> None:
@@ -186,7 +192,7 @@ def test_install_into_a_root_file_by_file_then_regenerate_then_uninstall(tmp_pat
     config = tmp_path / "config.yaml"
     config.write_text(SUDO_CONFIG)
     root = tmp_path / "root"
-    result = install(root, "install", "--config", str(config), "--use-running")
+    result = install(root, "install", "--config", str(config), "--use-running", process=True)
     assert result.returncode == 0, result.stdout + result.stderr
     unit = root / "etc/systemd/system/sysmenu.service"
     assert unit.read_text() == render_unit(SYSMENU) and mode(unit) == 0o644
