@@ -62,6 +62,18 @@ def test_snapshot_keeps_what_is_in_the_window_only(tmp_path: Path) -> None:
     assert fresh.snapshot().keys() == {"198.51.100.1", "2001:db8::/64"}
 
 
+def test_nothing_to_hand_over_writes_no_file_and_removes_an_old_one(tmp_path: Path) -> None:
+    limiter = FailureLimiter(limit=3, window=60)
+    handover.save(tmp_path, {"apikey": limiter, "password": FailureLimiter()})
+    assert list(tmp_path.iterdir()) == []  # a clean stop without failures writes nothing
+    limiter.fail("198.51.100.1")
+    handover.save(tmp_path, {"apikey": limiter})
+    assert (tmp_path / handover.FILE).exists()
+    expired = FailureLimiter(limit=3, window=60)
+    handover.save(tmp_path, {"apikey": expired})  # e.g. the failures went out of the window
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("content", ["not json", "[]", '{"apikey": {"x": "nope"}}', '{"apikey": []}'])
 def test_a_bad_file_is_ignored(tmp_path: Path, content: str) -> None:
     (tmp_path / handover.FILE).write_text(content)

@@ -73,13 +73,18 @@ async def _recover(state: State, keys: AppKeys) -> None:
         interrupted = []
     if interrupted:
         log.warning("runs left by an earlier server marked interrupted: %s", interrupted)
+    await state.store.db.run(_keys_at_start, state, keys)  # one trip to the database thread
+
+
+def _keys_at_start(state: State, keys: AppKeys) -> None:
+    """(On the database thread.) Pending key requests get a fresh poll window; the API
+    keys are read into the cache."""
     try:
-        await state.store.db.run(keys.resume)
+        keys.resume()
     except sqlite3.Error as exc:
         log.error("cannot resume the pending key requests: %s", exc)
-    accounts = state.store.accounts
     with contextlib.suppress(sqlite3.Error):  # else the first request with a key loads them
-        await state.store.db.run(accounts.load_keys)
+        state.store.accounts.load_keys()
 
 
 def _background(state: State, config: Config) -> list[asyncio.Task[None]]:

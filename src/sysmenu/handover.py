@@ -5,7 +5,8 @@ the store already; the limiters live in memory. Without this, an idle exit under
 socket activation (or any restart) would forgive an address its wrong keys and
 passwords. Written at every clean stop as ``limits.json`` in the data directory
 (mode 0600, replaced whole through a temporary file); read at start, where
-failures older than the window are dropped.
+failures older than the window are dropped. A stop with no failures in any window
+writes nothing (and removes an older file: it has nothing left to hand over).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ _MAX_BYTES = 4 * 1024 * 1024  # a file larger than any limiter can write is not 
 def save(data_dir: Path, limiters: dict[str, FailureLimiter]) -> None:
     """Write the limiters' recent failures for the next process (errors are logged)."""
     state = {name: limiter.snapshot() for name, limiter in limiters.items()}
+    if not any(state.values()):  # the usual clean stop: no file to write (nor to read at start)
+        try:
+            (data_dir / FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove the expired rate limits %s: %s", data_dir / FILE, exc)
+        return
     try:
         fd, temp = tempfile.mkstemp(prefix=".limits-", dir=data_dir)
         try:

@@ -330,6 +330,8 @@ class Runner:
         }
         self.tracker.end_runs_of_a_dead_server(runs)
         ids = sorted(runs)
+        if not ids:  # the usual start: nothing to mark, no write transaction for it
+            return ids
         try:
             await self.runlog.db.run(self.runlog.interrupt_running, ids)
         except sqlite3.Error:  # written as soon as the store accepts writes
