@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Env
+from tests.conftest import CONFIG, Env
 
 pytestmark = pytest.mark.anyio
 
@@ -52,13 +52,26 @@ async def test_ignore_is_204_whatever_the_exit(env: Env) -> None:
     assert [(x["state"], x["returncode"]) for x in r.json()["runs"]] == [("ok", 7)]
 
 
+GATED = (
+    CONFIG
+    + """\
+    - action: gated
+      name: Goes on when the test says so
+      command: "until [ -e {tmp}/go ]; do sleep 0.01; done; echo done"
+      async: true
+"""
+)
+
+
+@pytest.mark.config(GATED)
 async def test_async_answers_at_once_and_runs_after(env: Env) -> None:
-    r = await env.client.post(f"{URL}/custom/later", headers=env.auth())
+    r = await env.client.post(f"{URL}/custom/gated", headers=env.auth())
     assert r.status_code == 204
-    (run,) = env.store.runs.list(action="later")
-    assert run.state == "running"
-    for _ in range(100):
-        await asyncio.sleep(0.05)
+    (run,) = env.store.runs.list(action="gated")
+    assert run.state == "running"  # it cannot have ended: the gate is still shut
+    (env.tmp / "go").touch()
+    for _ in range(1000):
+        await asyncio.sleep(0.01)
         row = env.store.runs.get(run.id)
         assert row is not None
         if row.state != "running":

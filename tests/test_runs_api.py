@@ -22,10 +22,14 @@ SLOW = (
       name: Queued
       command: "until [ -e {tmp}/go ]; do sleep 0.01; done"
       queue: true
+    - action: gated
+      name: Goes on when the test says so
+      command: "until [ -e {tmp}/go ]; do sleep 0.01; done; echo done"
+      async: true
     - action: short
       name: Short timeout
       command: "sleep 30"
-      timeout: 0.2
+      timeout: 0.05
 """
 )
 
@@ -141,7 +145,7 @@ async def test_queue_true_waits_instead_of_409(env: Env) -> None:
 async def test_timeout_is_a_500_for_a_sync_command(env: Env) -> None:
     r = await env.client.post("/api/system/commands/custom/short", headers=env.auth())
     assert r.status_code == 500
-    assert "timed out after 0.2 seconds" in r.json()["error"]
+    assert "timed out after 0.05 seconds" in r.json()["error"]
     (run,) = env.store.runs.list(action="short")
     assert run.state == "timeout"
 
@@ -216,10 +220,19 @@ async def test_events_of_a_finished_run(env: Env) -> None:
     assert events[-1][1]["state"] == "failed" and events[-1][1]["returncode"] == 3
 
 
-async def test_events_of_a_live_run_end_with_its_end(env: Env) -> None:
+@pytest.mark.config(SLOW)
+async def test_events_of_a_live_run_end_with_its_end(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     headers = env.auth() | {"Prefer": "respond-async"}
-    r = await env.client.post("/api/system/commands/custom/later", headers=headers)
-    r = await env.client.get(f"/api/runs/{r.json()['id']}/events", headers=env.auth())
+    r = await env.client.post("/api/system/commands/custom/gated", headers=headers)
+    run_id = r.json()["id"]
+    run = env.app.state.sysmenu.runner.running[run_id]  # type: ignore[union-attr]
+    following = asyncio.Event()  # the stream follows the live run (it has not ended: the gate is shut)
+    subscribe = run.subscribe
+    monkeypatch.setattr(run, "subscribe", lambda: (following.set(), subscribe())[1])
+    stream = asyncio.ensure_future(env.client.get(f"/api/runs/{run_id}/events", headers=env.auth()))
+    await asyncio.wait_for(following.wait(), 10)
+    (env.tmp / "go").touch()
+    r = await asyncio.wait_for(stream, 10)
     events = parse_sse(r.text)
     assert events[0][0] == "start"
     assert "".join(e[1]["text"] for e in events if e[0] == "output") == "done\n"
