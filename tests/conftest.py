@@ -126,8 +126,12 @@ def with_test_host(config: Config) -> Config:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, bool]]:
+    """uvloop: the loop uvicorn runs sysmenu on (uvicorn[standard]), so the in-process
+    tests drive the app as it runs in production; its child processes are watched
+    without a thread each (asyncio's own loop starts one per process on Python 3.11).
+    tests/test_runner.py runs the runner on both loops."""
+    return ("asyncio", {"use_uvloop": True})
 
 
 @dataclass
