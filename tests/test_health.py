@@ -89,11 +89,11 @@ async def test_blocked_event_loop_fails_the_loop_check(env: Env) -> None:
 
 async def test_loop_monitor_measures_lateness() -> None:
     assert LoopMonitor().max_lag == MAX_LAG == 1.0
-    monitor = LoopMonitor(interval=0.01, max_lag=0.15)
+    monitor = LoopMonitor(interval=0.01, max_lag=0.25)  # room for a loaded machine's late ticks
     monitor.start()
     try:
         await next_tick(monitor)
-        assert monitor.lag < 0.1 and monitor.healthy()
+        assert monitor.lag < 0.2 and monitor.healthy()
         # The next timer is due `interval` after the tick just seen: blocking the loop
         # `max_lag + interval` (and a hair, for the clock's rounding) makes it that late.
         time.sleep(monitor.max_lag + monitor.interval + 0.01)
