@@ -40,7 +40,6 @@ class LoopMonitor:
         self.interval = interval
         self.max_lag = max_lag
         self.lag = 0.0  # seconds the last timer fired late
-        self.ticks = 0
         self._timer: asyncio.TimerHandle | None = None
         self._due = 0.0
 
@@ -53,7 +52,6 @@ class LoopMonitor:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.lag = max(0.0, now - self._due)
-        self.ticks += 1
         self._due = now + self.interval
         self._timer = loop.call_at(self._due, self._tick)
 
