@@ -43,6 +43,10 @@ SESSION_USER = {
 }
 
 
+# What running a command may answer besides success (OctoPrint's path and the per-command one).
+EXECUTE_ERRORS = dict.fromkeys(("400", "404", "409", "422", "500", "503"), ERROR)
+
+
 def _command_paths() -> dict[str, Any]:
     """The versions and the deprecated way to run a custom action."""
     return {
@@ -72,12 +76,7 @@ def _command_paths() -> dict[str, Any]:
                 "responses": {
                     "204": {"description": "Done"},
                     "202": {"description": "Started"},
-                    "400": ERROR,
-                    "404": ERROR,
-                    "409": ERROR,
-                    "422": ERROR,
-                    "500": ERROR,
-                    "503": ERROR,
+                    **EXECUTE_ERRORS,
                     **DENIED,
                 },
             }
@@ -137,12 +136,7 @@ def _command_list_paths() -> dict[str, Any]:
                 "responses": {
                     "204": {"description": "Done (or started, for async commands)"},
                     "202": json_content(RUN, "Started; Location names the run"),
-                    "400": ERROR,
-                    "404": ERROR,
-                    "409": ERROR,
-                    "422": ERROR,
-                    "500": ERROR,
-                    "503": ERROR,
+                    **EXECUTE_ERRORS,
                     **DENIED,
                 },
             }
