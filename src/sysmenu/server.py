@@ -34,15 +34,17 @@ GRACEFUL_SHUTDOWN = 3  # seconds open connections get once the runs are stopped
 MAX_PIPELINED = 16  # requests a client may queue behind the one being answered
 
 
+_API_HEAD = "".join(f"{name.lower()}: {value}\r\n" for name, value in API_HEADERS.items())
+
+
 def _refusal(status: str, message: str, retry: bool = False) -> bytes:
     """A whole answer refusing a connection's request before the app sees it, with the
     headers every API answer carries."""
     body = json.dumps(error_body(message)).encode()
     retry_after = "retry-after: 1\r\n" if retry else ""
-    api = "".join(f"{name.lower()}: {value}\r\n" for name, value in API_HEADERS.items())
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n{api}{retry_after}connection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\n{_API_HEAD}{retry_after}connection: close\r\n\r\n"
     )
     return head.encode() + body
 
