@@ -23,6 +23,7 @@ from sysmenu.mqtt import MqttLink
 from sysmenu.state import State
 from sysmenu.store import Store
 from tests.e2e.broker import Broker
+from tests.e2e.mqtt311_proxy import Mqtt311Proxy
 from tests.e2e.server import Server
 
 WAIT = 15.0  # seconds any awaited MQTT step may take before the test fails
@@ -83,12 +84,16 @@ async def running_app(tmp: Path, config_text: str, name: str = "app") -> AsyncIt
 
 
 @asynccontextmanager
-async def watcher(broker: Broker, **kw: Any) -> AsyncIterator[aiomqtt.Client]:
+async def watcher(
+    broker: Broker | Mqtt311Proxy, protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V5, **kw: Any
+) -> AsyncIterator[aiomqtt.Client]:
+    """A client watching `broker` (or a 3.1.1-only one: pass protocol V311, as Home
+    Assistant would be there)."""
     async with aiomqtt.Client(
         "127.0.0.1",
         broker.port,
         identifier=f"watcher-{secrets.token_hex(4)}",
-        protocol=aiomqtt.ProtocolVersion.V5,
+        protocol=protocol,
         timeout=WAIT,
         **kw,
     ) as client:

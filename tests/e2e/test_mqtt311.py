@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 
 from tests.e2e.broker import Broker, mosquitto
 from tests.e2e.mqtt311_proxy import Mqtt311Proxy, mqtt311_only
-from tests.e2e.mqtt_helpers import WAIT, last_will, next_message, retained, running_app
+from tests.e2e.mqtt_helpers import WAIT, last_will, next_message, retained, running_app, watcher
 from tests.e2e.server import SYSMENU, Server, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -55,19 +53,6 @@ def proxy(broker: Broker) -> Iterator[Mqtt311Proxy]:
         yield p
 
 
-@asynccontextmanager
-async def client311(proxy: Mqtt311Proxy) -> AsyncIterator[aiomqtt.Client]:
-    """A 3.1.1 client on the 3.1.1-only broker (as Home Assistant would be there)."""
-    async with aiomqtt.Client(
-        "127.0.0.1",
-        proxy.port,
-        identifier=f"watcher-{secrets.token_hex(4)}",
-        protocol=aiomqtt.ProtocolVersion.V311,
-        timeout=WAIT,
-    ) as client:
-        yield client
-
-
 async def events(client: aiomqtt.Client, count: int) -> list[dict[str, Any]]:
     """The next `count` run events (already subscribed)."""
     return [
@@ -88,7 +73,7 @@ async def test_everything_but_request_response_works_on_mqtt_311(
         await app.online()
         assert app.link.protocol == aiomqtt.ProtocolVersion.V311
         assert proxy.levels == [5, 4] and proxy.refused == 1  # v5 refused, then 3.1.1
-        async with client311(proxy) as w:
+        async with watcher(proxy, aiomqtt.ProtocolVersion.V311) as w:
             found = await retained(w, "homeassistant/#", f"{PREFIX}/#")
             await w.subscribe(f"{PREFIX}/event/#", qos=1)
             # a Home Assistant button: a plain publish on the command's request topic
@@ -122,7 +107,7 @@ async def test_everything_but_request_response_works_on_mqtt_311(
 
 def test_last_will_says_offline_on_mqtt_311(proxy: Mqtt311Proxy, tmp_path: Path) -> None:
     async def watch(server: Server) -> tuple[bytes, bytes]:
-        async with client311(proxy) as w:
+        async with watcher(proxy, aiomqtt.ProtocolVersion.V311) as w:
             return await last_will(w, server, PREFIX)
 
     with running_server(tmp_path / "server", config(proxy, tmp_path)) as server:
@@ -145,7 +130,7 @@ async def test_stays_on_311_after_reconnecting(
         await app.online(connections=2)
         assert app.link.protocol == aiomqtt.ProtocolVersion.V311
         assert proxy.levels == [5, 4, 4]  # no second v5 attempt
-        async with client311(proxy) as w:
+        async with watcher(proxy, aiomqtt.ProtocolVersion.V311) as w:
             found = await retained(w, f"{PREFIX}/#")
             await w.subscribe(f"{PREFIX}/event/#", qos=1)
             await w.publish(f"{PREFIX}/request/custom/touch/homeassistant", b"PRESS", qos=1)
