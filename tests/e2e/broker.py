@@ -27,6 +27,14 @@ def need_mosquitto() -> None:
         pytest.fail("mosquitto is not installed (./scripts/test installs it)")
 
 
+def mqtt_section(port: int, **keys: object) -> str:
+    """A ``sysmenu.mqtt`` section for the broker on 127.0.0.1:`port` (YAML, indented
+    under ``sysmenu:``)."""
+    lines = ["  mqtt:", "    host: 127.0.0.1", f"    port: {port}"]
+    lines += [f"    {k}: {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class Broker:
     """One Mosquitto process; `restart` keeps its port and config."""
@@ -94,10 +102,7 @@ class Broker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def mqtt_section(self, **keys: object) -> str:
-        """A ``sysmenu.mqtt`` section for this broker (YAML, indented under ``sysmenu:``)."""
-        lines = ["  mqtt:", "    host: 127.0.0.1", f"    port: {self.port}"]
-        lines += [f"    {k}: {v}" for k, v in keys.items()]
-        return "\n".join(lines) + "\n"
+        return mqtt_section(self.port, **keys)
 
 
 @contextmanager

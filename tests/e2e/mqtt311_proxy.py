@@ -20,7 +20,7 @@ from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from tests.e2e.broker import Broker
+from tests.e2e.broker import Broker, mqtt_section
 from tests.e2e.server import free_port
 
 MAX_CONNECTIONS = 64
@@ -67,10 +67,7 @@ class Mqtt311Proxy:
         self._loop.close()
 
     def mqtt_section(self, **keys: object) -> str:
-        """A ``sysmenu.mqtt`` section for this broker (YAML, indented under ``sysmenu:``)."""
-        lines = ["  mqtt:", "    host: 127.0.0.1", f"    port: {self.port}"]
-        lines += [f"    {k}: {v}" for k, v in keys.items()]
-        return "\n".join(lines) + "\n"
+        return mqtt_section(self.port, **keys)
 
     # -- in the proxy's loop ------------------------------------------------------
 

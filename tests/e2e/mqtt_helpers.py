@@ -24,7 +24,7 @@ from sysmenu.state import State
 from sysmenu.store import Store
 from tests.e2e.broker import Broker
 from tests.e2e.mqtt311_proxy import Mqtt311Proxy
-from tests.e2e.server import Server
+from tests.e2e.server import SYSMENU, Server
 
 WAIT = 15.0  # seconds any awaited MQTT step may take before the test fails
 
@@ -157,3 +157,19 @@ async def request(
     assert message.properties.CorrelationData == correlation
     body: dict[str, Any] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
     return body
+
+
+async def fleet(broker: Broker | Mqtt311Proxy, tmp: Path, *args: str) -> tuple[int, str, str]:
+    """The real `sysmenu fleet ...` command, as a controller would run it: its exit code,
+    stdout and stderr."""
+    config = tmp / "controller.yaml"
+    config.write_text(f"sysmenu:\n{broker.mqtt_section(topic_prefix='sysmenu/controller')}")
+    process = await asyncio.create_subprocess_exec(
+        *(SYSMENU, "--config", str(config), "--data-dir", str(tmp / "controller"), "fleet", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(WAIT * 2):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.e2e.broker import Broker, mosquitto
-from tests.e2e.mqtt_helpers import WAIT, App, next_message, running_app, watcher
+from tests.e2e.mqtt_helpers import App, fleet, next_message, running_app, watcher
 from tests.e2e.server import SYSMENU
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -50,27 +50,6 @@ async def fleet_of(broker: Broker, tmp: Path, names: dict[str, bool]) -> AsyncIt
         for app in apps:
             await app.online()
         yield apps
-
-
-async def fleet(broker: Broker, tmp: Path, *args: str) -> tuple[int, str, str]:
-    """The real `sysmenu fleet ...` command, as a controller would run it."""
-    config = tmp / "controller.yaml"
-    config.write_text(f"sysmenu:\n{broker.mqtt_section(topic_prefix='sysmenu/controller')}")
-    process = await asyncio.create_subprocess_exec(
-        SYSMENU,
-        "--config",
-        str(config),
-        "--data-dir",
-        str(tmp / "controller"),
-        "fleet",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(WAIT * 2):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def a_dead_host(broker: Broker, name: str, status: bytes) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from tests.e2e.broker import Broker, mosquitto
 from tests.e2e.mqtt311_proxy import Mqtt311Proxy, mqtt311_only
-from tests.e2e.mqtt_helpers import WAIT, last_will, next_message, retained, running_app, watcher
-from tests.e2e.server import SYSMENU, Server, running_server
+from tests.e2e.mqtt_helpers import fleet, last_will, next_message, retained, running_app, watcher
+from tests.e2e.server import Server, running_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -138,21 +138,6 @@ async def test_stays_on_311_after_reconnecting(
     assert found[f"{PREFIX}/status"] == b"online"  # announced again
     assert ended["state"] == "ok" and (tmp_path / "touched").exists()
     assert fallbacks(caplog) == 1
-
-
-async def fleet(proxy: Mqtt311Proxy, tmp: Path, *args: str) -> tuple[int, str, str]:
-    """The real `sysmenu fleet ...` command on the 3.1.1-only broker."""
-    config = tmp / "controller.yaml"
-    config.write_text(f"sysmenu:\n{proxy.mqtt_section(topic_prefix='sysmenu/controller')}")
-    process = await asyncio.create_subprocess_exec(
-        *(SYSMENU, "--config", str(config), "--data-dir", str(tmp / "controller"), "fleet", *args),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(WAIT * 2):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_fleet_hosts_works_and_fleet_run_says_it_needs_v5(proxy: Mqtt311Proxy, tmp_path: Path) -> None:
