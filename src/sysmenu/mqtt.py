@@ -178,6 +178,7 @@ class MqttLink:
                 if sender is not None:
                     sender.cancel()
                     await asyncio.gather(sender, return_exceptions=True)
+                topics.settle(client)
 
     def _subscriptions(self) -> list[tuple[str, int]]:
         s = self.settings

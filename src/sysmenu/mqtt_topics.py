@@ -21,13 +21,16 @@ import json
 import socket
 import ssl
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .arguments import ArgumentsInvalid, Value, check_values, values_from_text
 from .catalogue import CommandSpec
 from .models import RunRecord
 from .mqtt_settings import MqttSettings, node_id
+
+if TYPE_CHECKING:
+    import aiomqtt
 from .policy import name_problem
 
 HA_SENDER = "homeassistant"  # the sender level of Home Assistant's button topics
@@ -59,6 +62,16 @@ def refuses_v5(error: BaseException) -> bool:
     from aiomqtt.exceptions import MqttConnectError  # only the link and the fleet connect
 
     return isinstance(error, MqttConnectError) and error.rc in (1, 132)
+
+
+def settle(client: aiomqtt.Client) -> None:
+    """Read the error a dropped connection left on `client`. aiomqtt's ``__aexit__`` does
+    not when the connection is already gone, and asyncio then reports it as "Future
+    exception was never retrieved", an error line per dropped connection. Call it last
+    inside ``async with client``: the exit checks the same future at once."""
+    dropped = client._disconnected  # private in aiomqtt 2: there is no public way
+    if dropped.done() and not dropped.cancelled():
+        dropped.exception()
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
